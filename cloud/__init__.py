@@ -1,0 +1,1 @@
+"""TecsaS3 cloud: the ingestor, the API and the operators' CLI."""

@@ -1,0 +1,1 @@
+"""Bluetooth LE: device profiles, pure GATT parsers, the bleak central and virtual devices."""

@@ -1,0 +1,42 @@
+"""The typed errors of the wire contract; nothing else escapes a decoder."""
+
+from __future__ import annotations
+
+
+class WireError(Exception):
+    """Base of every error raised by `wire`: a caller that catches it has caught them all."""
+
+    retryable = False
+
+
+class DecodeError(WireError):
+    """The bytes are not a well-formed value of the expected kind; resending will not help."""
+
+
+class UnsupportedVersion(DecodeError):  # noqa: N818 - the name says what the caller learns
+    """The bytes name a format version this code does not speak."""
+
+    def __init__(self, message: str, *, version: int | str) -> None:
+        super().__init__(message)
+        self.version = version
+
+
+class IntegrityError(WireError):
+    """A signature or an authentication tag does not verify: forged, corrupted or the wrong key."""
+
+
+class TooLarge(DecodeError):  # noqa: N818 - the name says what the caller learns
+    """An input, or what it would expand to, exceeds a configured cap; refused before the work."""
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
+class InvalidTopic(WireError):  # noqa: N818 - the name says what the caller learns
+    """A topic or topic segment (such as a hub id) is not valid in the contract."""
+
+
+class KeyFileError(WireError):
+    """A key file is missing, unreadable, of the wrong type or too widely readable."""
