@@ -130,9 +130,11 @@ class Body(_Frozen):
     @model_validator(mode="after")
     def _ids_unique(self) -> Body:
         for name, items in self._groups():
-            ids = [(i.id, getattr(i, "revision", None)) for i in items]
-            if len(set(ids)) != len(ids):
+            if len({i.id for i in items}) != len(items) and name != "medical_records":
                 raise ValueError(f"duplicate item id in {name}")
+        revisions = {(r.id, r.revision) for r in self.medical_records}
+        if len(revisions) != len(self.medical_records):
+            raise ValueError("duplicate item id and revision in medical_records")
         return self
 
     def counts(self) -> dict[str, int]:

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 PrivateKey: TypeAlias = Ed25519PrivateKey | X25519PrivateKey
 PublicKey: TypeAlias = Ed25519PublicKey | X25519PublicKey
 
-_Priv = TypeVar("_Priv", Ed25519PrivateKey, X25519PrivateKey)
-_Pub = TypeVar("_Pub", Ed25519PublicKey, X25519PublicKey)
+_Priv = TypeVar("_Priv", bound=Ed25519PrivateKey | X25519PrivateKey)
+_Pub = TypeVar("_Pub", bound=Ed25519PublicKey | X25519PublicKey)
 
 KEY_ID_HEX = 16
 _MAX_KEY_FILE = 16 * 1024  # a PEM key is a few hundred bytes; refuse anything absurd before reading

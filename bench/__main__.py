@@ -1,0 +1,33 @@
+"""Run every benchmark module in bench/ (or those named on the command line) and print figures."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+import time
+
+import bench
+
+
+def main(names: list[str]) -> int:
+    """Run `bench_*` modules' `main()` in name order; return non-zero if one failed to run."""
+    modules = sorted(
+        m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_")
+    )
+    chosen = [m for m in modules if not names or m in names or m.removeprefix("bench_") in names]
+    failed = 0
+    for name in chosen:
+        print(f"\n### {name}", flush=True)
+        start = time.perf_counter()
+        try:
+            importlib.import_module(f"bench.{name}").main()
+        except Exception as exc:  # noqa: BLE001 - report and go on to the next benchmark
+            failed += 1
+            print(f"{name} failed: {exc!r}")
+        print(f"({name} took {time.perf_counter() - start:.1f} s)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
