@@ -13,7 +13,7 @@ class DecodeError(WireError):
     """The bytes are not a well-formed value of the expected kind; resending will not help."""
 
 
-class UnsupportedVersion(DecodeError):  # noqa: N818 - the name says what the caller learns
+class UnsupportedVersion(DecodeError):
     """The bytes name a format version this code does not speak."""
 
     def __init__(self, message: str, *, version: int | str) -> None:
@@ -25,7 +25,7 @@ class IntegrityError(WireError):
     """A signature or an authentication tag does not verify: forged, corrupted or the wrong key."""
 
 
-class TooLarge(DecodeError):  # noqa: N818 - the name says what the caller learns
+class TooLarge(DecodeError):
     """An input, or what it would expand to, exceeds a configured cap; refused before the work."""
 
     def __init__(self, message: str, *, size: int, limit: int) -> None:
@@ -34,7 +34,7 @@ class TooLarge(DecodeError):  # noqa: N818 - the name says what the caller learn
         self.limit = limit
 
 
-class InvalidTopic(WireError):  # noqa: N818 - the name says what the caller learns
+class InvalidTopic(WireError):
     """A topic or topic segment (such as a hub id) is not valid in the contract."""
 
 

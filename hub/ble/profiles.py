@@ -23,29 +23,20 @@ from pydantic import (
     field_validator,
 )
 
+from hub.ble.parsers import KNOWN_QUIRKS as PARSER_QUIRKS
+from hub.ble.parsers import PARSERS, ParseError, normalize_uuid16
 from hub.errors import ConfigError
 
-_BASE_UUID_SUFFIX = (
-    "-0000-1000-8000-00805f9b34fb"  # Bluetooth Base UUID, Core Spec Vol 3 Part B 2.5.1
-)
-_UUID16 = re.compile(r"^(?:0x)?([0-9a-f]{4})$")
-_UUID128 = re.compile(r"^0000([0-9a-f]{4})" + re.escape(_BASE_UUID_SUFFIX) + "$")
-_UINT16_MAX = 0xFFFF
-KNOWN_QUIRKS = frozenset({"beurer_bm85"})
-"""Parser quirks a profile may name; each is documented where the parser implements it."""
+KNOWN_QUIRKS = PARSER_QUIRKS
+"""Parser quirks a profile may name; each is documented in hub/ble/parsers/quirks.py."""
 
 
 def uuid16(value: str | int) -> str:
     """Normalise `2A35`, `0x2a35`, 0x2A35 or the full Base-UUID form to `2a35`; else ValueError."""
-    if isinstance(value, int):
-        if not 0 <= value <= _UINT16_MAX:
-            raise ValueError(f"{value:#x} is not a 16-bit UUID")
-        return f"{value:04x}"
-    text = value.strip().lower()
-    match = _UUID16.match(text) or _UUID128.match(text)
-    if match is None:
-        raise ValueError(f"{value!r} is not a 16-bit Bluetooth SIG UUID")
-    return match.group(1)
+    try:
+        return normalize_uuid16(value)
+    except ParseError as exc:
+        raise ValueError(f"{value!r} is not a 16-bit Bluetooth SIG UUID: {exc.reason}") from None
 
 
 Uuid16 = Annotated[str, Field(description="16-bit SIG UUID, e.g. 2a35")]
@@ -84,7 +75,7 @@ class Match(_Model):
     @field_validator("manufacturer_ids")
     @classmethod
     def _company_ids(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(not 0 <= v <= _UINT16_MAX for v in value):
+        if any(not 0 <= v <= 0xFFFF for v in value):  # noqa: PLR2004 - 16-bit company identifiers
             raise ValueError("manufacturer ids are 16-bit company identifiers")
         return value
 
@@ -159,6 +150,14 @@ class Profile(_Model):
     @classmethod
     def _uuids(cls, value: Any) -> Any:  # noqa: ANN401 - raw YAML before validation
         return tuple(uuid16(v) for v in value) if isinstance(value, list | tuple) else value
+
+    @field_validator("subscribe")
+    @classmethod
+    def _parsable(cls, value: tuple[Subscription, ...]) -> tuple[Subscription, ...]:
+        missing = [s.characteristic for s in value if s.characteristic not in PARSERS]
+        if missing:
+            raise ValueError(f"no parser for subscribed characteristics {missing}")
+        return value
 
     @field_validator("quirks")
     @classmethod

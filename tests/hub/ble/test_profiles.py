@@ -141,6 +141,7 @@ GOOD = (
             "regular expression",
         ),
         (GOOD.format(n="other"), "file name"),
+        (GOOD.format(n="p").replace('"2a35"', '"2a00"'), "no parser"),
         ("- a list\n", "mapping"),
         ("name: [unclosed\n", "cannot read"),
         ("name: p\nextends: nothing\n", "not a base profile"),
