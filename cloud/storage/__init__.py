@@ -1,0 +1,1 @@
+"""The S3 archive of sealed batches: the source of truth from which PostgreSQL can be rebuilt."""
