@@ -11,6 +11,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -90,6 +91,21 @@ class BleSettings(_Section):
     profiles_dir: Path | None = None
     """Where device profiles live; None uses the ones shipped with the hub."""
     max_connections: int = Field(default=4, ge=1, le=20)
+    device_timezone: str = "UTC"
+    """IANA zone the devices' clocks show (the hub sets them to it), e.g. Africa/Nairobi."""
+    reconnect_max_s: float = Field(default=300.0, gt=0)
+    """Longest wait between attempts to reach a device that keeps failing."""
+
+    @field_validator("device_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name like Africa/Nairobi"
+            ) from None
+        return value
 
 
 class ApiSettings(_Section):
