@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from hub.ble import cli as ble_cli
+from hub.buffer import cli as buffer_cli
 from hub.config import DEFAULT_CONFIG, HubSettings, load_hub_settings
 from hub.errors import HubError
 from wire.errors import WireError
@@ -38,6 +39,8 @@ keys_app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.add_typer(ble_cli.app, name="ble")
+app.add_typer(buffer_cli.buffer_app, name="buffer")
+app.add_typer(buffer_cli.devices_app, name="devices")
 
 ConfigOption = Annotated[
     Path | None,

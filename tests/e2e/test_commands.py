@@ -27,7 +27,7 @@ def test_hub_help_lists_the_command_groups():
     result = _run("tecsa-hub", "--help")
     assert result.returncode == 0, result.stderr
     assert "Tecsa Hub" in result.stdout
-    for group in ("config", "keys"):
+    for group in ("config", "keys", "ble", "buffer", "devices"):
         assert group in result.stdout
 
 

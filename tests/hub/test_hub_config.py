@@ -79,7 +79,10 @@ def test_secret_is_hidden_when_dumped(tmp_path):
         ('[identity]\nhub_id = "hub-1"\n[buffer]\nsynchronous = "OFF"\n', "buffer.synchronous"),
         ('[identity]\nhub_id = "hub-1"\n[surprise]\nx = 1\n', "surprise"),
         ('[identity]\nhub_id = "hub/1"\n', "invalid hub id"),
-        ('[identity]\nhub_id = "hub-1"\n[ble]\ndevice_timezone = "Mars/Olympus"\n', "unknown time zone"),
+        (
+            '[identity]\nhub_id = "hub-1"\n[ble]\ndevice_timezone = "Mars/Olympus"\n',
+            "unknown time zone",
+        ),
         ("[identity\n", "not valid TOML"),
     ],
 )

@@ -126,3 +126,24 @@ def test_help_teaches():
     assert "--quirk" in result.stdout
     assert "beurer_bm85" in result.stdout
     assert runner.invoke(app, ["--help"]).exit_code == 0
+
+
+def test_scan_virtual_lists_every_kind_of_device_with_its_profile():
+    result = runner.invoke(app, ["scan", "--virtual", "--seconds", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    found = {d["address"]: d["profile"] for d in json.loads(result.stdout)}
+    assert found == {
+        "D0:00:00:00:00:01": "blood_pressure",
+        "D0:00:00:00:00:02": "health_thermometer",
+        "D0:00:00:00:00:03": "pulse_oximeter",
+        "D0:00:00:00:00:04": "glucose",
+        "D0:00:00:00:00:05": "weight_scale",
+        "D0:00:00:00:00:06": "heart_rate",
+    }
+
+
+def test_scan_without_bluetooth_explains_what_is_missing(monkeypatch, tmp_path):
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/no-such-socket")
+    result = runner.invoke(app, ["scan", "--seconds", "0.5"])
+    assert result.exit_code == 2
+    assert "Bluetooth is not available" in result.stderr

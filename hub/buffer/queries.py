@@ -1,0 +1,210 @@
+"""Read-side SQL: functions over a connection, used by the daemon's readers and the CLI alike."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from hub.buffer.values import (
+    BondState,
+    Device,
+    Encounter,
+    KindCount,
+    PatientMatch,
+    PendingReading,
+    Stats,
+    from_db_time,
+    to_db_time,
+)
+
+if TYPE_CHECKING:
+    import sqlite3
+    from datetime import datetime
+    from pathlib import Path
+
+META_MAX_UNSENT_BYTES = "max_unsent_bytes"
+
+_DEVICE_COLUMNS = (
+    "address, profile, name, bond_state, last_racp_seq, clock_offset_s, battery_pct,"
+    " first_seen, last_seen"
+)
+
+
+def unsent_page(
+    conn: sqlite3.Connection, *, after: tuple[int, int] | None, limit: int
+) -> list[PendingReading]:
+    """Up to `limit` readings neither delivered nor in a batch, in send order, after `after`.
+
+    `after` is the (priority, seq) of the last row of the previous page (keyset pagination), so
+    no read transaction stays open between pages and memory does not grow with the backlog.
+    """
+    priority, seq = after if after is not None else (-1, -1)
+    # Two index seeks, the rest of this priority then the next ones: a row value comparison
+    # `(priority, seq) > (?, ?)` would seek on priority alone and rescan the skipped rows.
+    rows = conn.execute(
+        "SELECT * FROM (SELECT seq, id, priority, json FROM readings INDEXED BY readings_pending"
+        " WHERE delivered_at IS NULL AND batch_id IS NULL AND priority = ?1 AND seq > ?2"
+        " ORDER BY seq LIMIT ?3)"
+        " UNION ALL"
+        " SELECT * FROM (SELECT seq, id, priority, json FROM readings INDEXED BY readings_pending"
+        " WHERE delivered_at IS NULL AND batch_id IS NULL AND priority > ?1"
+        " ORDER BY priority, seq LIMIT ?3)"
+        " ORDER BY 3, 1 LIMIT ?3",
+        (priority, seq, limit),
+    ).fetchall()
+    return [PendingReading(seq=r[0], id=UUID(r[1]), priority=r[2], json=r[3]) for r in rows]
+
+
+def batch_rows(conn: sqlite3.Connection, batch_id: UUID) -> list[PendingReading]:
+    """The undelivered readings of `batch_id`, in send order (to resend after a restart)."""
+    rows = conn.execute(
+        "SELECT seq, id, priority, json FROM readings"
+        " WHERE batch_id = ? AND delivered_at IS NULL ORDER BY priority, seq",
+        (str(batch_id),),
+    ).fetchall()
+    return [PendingReading(seq=r[0], id=UUID(r[1]), priority=r[2], json=r[3]) for r in rows]
+
+
+def unsent_bytes(conn: sqlite3.Connection) -> int:
+    """JSON bytes of the readings the cloud has not acknowledged."""
+    row = conn.execute(
+        "SELECT coalesce(sum(nbytes), 0) FROM readings INDEXED BY readings_state"
+        " WHERE delivered_at IS NULL"
+    ).fetchone()
+    return int(row[0])
+
+
+def stats(conn: sqlite3.Connection, path: Path) -> Stats:
+    """Counts, backlog and size of the buffer at `path` (one scan of a covering index)."""
+    by_kind: dict[str, KindCount] = {}
+    total = unsent = backlog = 0
+    oldest: str | None = None
+    for kind, n, n_unsent, n_bytes, first in conn.execute(
+        "SELECT kind, count(*), count(*) FILTER (WHERE delivered_at IS NULL),"
+        " coalesce(sum(nbytes) FILTER (WHERE delivered_at IS NULL), 0),"
+        " min(received_at) FILTER (WHERE delivered_at IS NULL)"
+        " FROM readings INDEXED BY readings_state GROUP BY kind"
+    ):
+        by_kind[kind] = KindCount(total=n, unsent=n_unsent)
+        total += n
+        unsent += n_unsent
+        backlog += n_bytes
+        if first is not None and (oldest is None or first < oldest):
+            oldest = first
+    in_flight = conn.execute(
+        "SELECT count(*) FROM readings WHERE batch_id IS NOT NULL AND delivered_at IS NULL"
+    ).fetchone()[0]
+    cap = conn.execute("SELECT value FROM meta WHERE key = ?", (META_MAX_UNSENT_BYTES,)).fetchone()
+    devices = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
+    open_encounters = conn.execute(
+        "SELECT count(*) FROM encounters WHERE ended_at IS NULL"
+    ).fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    return Stats(
+        total=total,
+        unsent=unsent,
+        in_flight=in_flight,
+        delivered=total - unsent,
+        unsent_bytes=backlog,
+        max_unsent_bytes=int(cap[0]) if cap is not None else None,
+        oldest_unsent_received_at=from_db_time(oldest) if oldest is not None else None,
+        file_bytes=file_bytes(path),
+        devices=devices,
+        open_encounters=open_encounters,
+        schema_version=version,
+        by_kind=by_kind,
+    )
+
+
+def file_bytes(path: Path) -> int:
+    """Bytes on disk of the database file and its write-ahead log."""
+    total = 0
+    for suffix in ("", "-wal"):
+        part = path.with_name(path.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            total += part.stat().st_size
+    return total
+
+
+def devices(conn: sqlite3.Connection) -> list[Device]:
+    """Every registered device, most recently seen first."""
+    rows = conn.execute(
+        f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY last_seen DESC, address"  # noqa: S608 - constant column list
+    ).fetchall()
+    return [_device(r) for r in rows]
+
+
+def device(conn: sqlite3.Connection, address: str) -> Device | None:
+    """The device registered under `address`, if any."""
+    row = conn.execute(
+        f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE address = ?",  # noqa: S608 - constant column list
+        (address,),
+    ).fetchone()
+    return _device(row) if row is not None else None
+
+
+def encounter(conn: sqlite3.Connection, encounter_id: UUID) -> Encounter | None:
+    """The encounter with this id, if any."""
+    row = conn.execute(
+        "SELECT id, device_address, patient_id, started_at, ended_at FROM encounters WHERE id = ?",
+        (str(encounter_id),),
+    ).fetchone()
+    return _encounter(row) if row is not None else None
+
+
+def overlapping_encounter(
+    conn: sqlite3.Connection,
+    device_address: str,
+    started_at: str,
+    ended_at: str | None,
+    *,
+    exclude: str | None = None,
+) -> Encounter | None:
+    """An encounter of the device overlapping [started_at, ended_at), other than `exclude`."""
+    row = conn.execute(
+        "SELECT id, device_address, patient_id, started_at, ended_at FROM encounters"
+        " WHERE device_address = ? AND id IS NOT ?"
+        " AND (? IS NULL OR started_at < ?) AND (ended_at IS NULL OR ended_at > ?)"
+        " ORDER BY started_at LIMIT 1",
+        (device_address, exclude, ended_at, ended_at, started_at),
+    ).fetchone()
+    return _encounter(row) if row is not None else None
+
+
+def patient_for(conn: sqlite3.Connection, device_address: str, at: datetime) -> PatientMatch | None:
+    """The patient whose encounter with the device covers `at`, if one does."""
+    stamp = to_db_time(at)
+    row = conn.execute(
+        "SELECT patient_id, id FROM encounters"
+        " WHERE device_address = ? AND started_at <= ? AND (ended_at IS NULL OR ended_at > ?)"
+        " ORDER BY started_at DESC LIMIT 1",
+        (device_address, stamp, stamp),
+    ).fetchone()
+    return PatientMatch(row[0], UUID(row[1])) if row is not None else None
+
+
+def _device(row: tuple[Any, ...]) -> Device:
+    address, profile, name, bond, racp, offset, battery, first, last = row
+    return Device(
+        address=address,
+        profile=profile,
+        name=name,
+        bond_state=BondState(bond),
+        last_racp_seq=racp,
+        clock_offset_s=offset,
+        battery_pct=battery,
+        first_seen=from_db_time(first),
+        last_seen=from_db_time(last),
+    )
+
+
+def _encounter(row: tuple[Any, ...]) -> Encounter:
+    enc_id, address, patient, started, ended = row
+    return Encounter(
+        id=UUID(enc_id),
+        device_address=address,
+        patient_id=patient,
+        started_at=from_db_time(started),
+        ended_at=None if ended is None else from_db_time(ended),
+    )

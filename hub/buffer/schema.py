@@ -1,0 +1,207 @@
+"""The buffer's SQLite schema as ordered migrations, and how its connections are opened.
+
+Each migration runs in one transaction together with the `PRAGMA user_version` bump, so a file is
+always at exactly one known version. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING
+
+from hub.buffer.errors import BufferNotFound, NotABuffer, SchemaTooNew, translate
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from hub.buffer.config import BufferConfig
+
+APPLICATION_ID = 0x54454353  # "TECS": marks the file as a Tecsa hub buffer (PRAGMA application_id)
+
+_V1 = (
+    f"PRAGMA application_id = {APPLICATION_ID}",
+    # One row per reading. `seq` orders rows cheaply; `id` and `dedupe_key` make inserts idempotent.
+    # Times are fixed-width UTC text (values.to_db_time), so text order is time order.
+    """
+    CREATE TABLE readings (
+        seq          INTEGER PRIMARY KEY,
+        id           TEXT    NOT NULL UNIQUE,
+        dedupe_key   TEXT    NOT NULL UNIQUE CHECK (length(dedupe_key) BETWEEN 1 AND 512),
+        device_id    TEXT    NOT NULL,
+        kind         TEXT    NOT NULL,
+        patient_id   TEXT,
+        received_at  TEXT    NOT NULL,
+        measured_at  TEXT,
+        priority     INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 9),
+        nbytes       INTEGER NOT NULL CHECK (nbytes > 0),
+        json         TEXT    NOT NULL,
+        batch_id     TEXT,
+        delivered_at TEXT,
+        CHECK (delivered_at IS NULL OR batch_id IS NOT NULL)
+    )
+    """,
+    # What the uplink reads next: only rows neither delivered nor in a batch, in send order.
+    """
+    CREATE INDEX readings_pending ON readings (priority, seq)
+        WHERE delivered_at IS NULL AND batch_id IS NULL
+    """,
+    # Rows of batches in flight, to mark them delivered or rebuild the batch after a restart.
+    """
+    CREATE INDEX readings_in_flight ON readings (batch_id)
+        WHERE delivered_at IS NULL AND batch_id IS NOT NULL
+    """,
+    # Covers `stats()` (one scan of this index, not of the JSON) and pruning by delivery time.
+    "CREATE INDEX readings_state ON readings (kind, delivered_at, received_at, nbytes)",
+    "CREATE INDEX readings_delivered ON readings (delivered_at) WHERE delivered_at IS NOT NULL",
+    """
+    CREATE TABLE devices (
+        address        TEXT PRIMARY KEY CHECK (length(address) BETWEEN 1 AND 64),
+        profile        TEXT NOT NULL,
+        name           TEXT,
+        bond_state     TEXT NOT NULL DEFAULT 'unknown'
+                            CHECK (bond_state IN ('unknown', 'none', 'bonded')),
+        last_racp_seq  INTEGER CHECK (last_racp_seq >= 0),
+        clock_offset_s REAL,
+        battery_pct    INTEGER CHECK (battery_pct BETWEEN 0 AND 100),
+        first_seen     TEXT NOT NULL,
+        last_seen      TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    # No foreign key to devices: a phone may bind a device before the hub has ever seen it.
+    """
+    CREATE TABLE encounters (
+        id             TEXT PRIMARY KEY,
+        device_address TEXT NOT NULL,
+        patient_id     TEXT NOT NULL,
+        started_at     TEXT NOT NULL,
+        ended_at       TEXT CHECK (ended_at IS NULL OR ended_at > started_at)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX encounters_device ON encounters (device_address, started_at)",
+    # The writer checks overlaps first and names the culprit; these triggers are the second line.
+    """
+    CREATE TRIGGER encounters_no_overlap_insert BEFORE INSERT ON encounters
+    WHEN EXISTS (
+        SELECT 1 FROM encounters AS e
+        WHERE e.device_address = NEW.device_address
+          AND (NEW.ended_at IS NULL OR e.started_at < NEW.ended_at)
+          AND (e.ended_at IS NULL OR e.ended_at > NEW.started_at)
+    )
+    BEGIN SELECT RAISE(ABORT, 'encounter overlaps another encounter of the device'); END
+    """,
+    """
+    CREATE TRIGGER encounters_no_overlap_update BEFORE UPDATE ON encounters
+    WHEN EXISTS (
+        SELECT 1 FROM encounters AS e
+        WHERE e.device_address = NEW.device_address AND e.id <> OLD.id
+          AND (NEW.ended_at IS NULL OR e.started_at < NEW.ended_at)
+          AND (e.ended_at IS NULL OR e.ended_at > NEW.started_at)
+    )
+    BEGIN SELECT RAISE(ABORT, 'encounter overlaps another encounter of the device'); END
+    """,
+    # Facts the daemon records for read-only tools (the cap it runs with, for `buffer stats`).
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+"""Migration N (1-based) takes a file from `user_version` N-1 to N."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def open_writer(config: BufferConfig) -> sqlite3.Connection:
+    """The one read-write connection: WAL, the configured sync level, schema migrated to current."""
+    path = config.path
+    if not path.parent.is_dir():
+        raise BufferNotFound(path.parent)
+    try:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves. The connection is handed to the
+        # writer thread once set up, and only that thread uses it from then on.
+        conn = sqlite3.connect(
+            path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=config.busy_timeout.total_seconds(),
+        )
+    except sqlite3.Error as exc:
+        raise translate(exc, f"opening {path}") from exc
+    try:
+        busy_ms = int(config.busy_timeout.total_seconds() * 1000)
+        conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        _require_wal(conn, path)
+        conn.execute(f"PRAGMA synchronous = {config.synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # Keep the -wal file from staying huge after a burst (bytes; 64 MiB).
+        conn.execute("PRAGMA journal_size_limit = 67108864")
+        migrate(conn, path)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise translate(exc, f"opening {path}") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def open_reader(path: Path, busy_timeout_s: float = 5.0) -> sqlite3.Connection:
+    """A read-only connection (`mode=ro`) that can never take the writer's lock."""
+    if not path.exists():
+        raise BufferNotFound(path)
+    uri = path.absolute().as_uri() + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=busy_timeout_s)
+    except sqlite3.Error as exc:
+        raise translate(exc, f"opening {path} read-only") from exc
+    try:
+        _require_buffer(conn, path)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise translate(exc, f"opening {path} read-only") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _require_wal(conn: sqlite3.Connection, path: Path) -> None:
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise NotABuffer(f"{path}: SQLite refused WAL mode (got {mode}); is it on a network FS?")
+
+
+def _require_buffer(conn: sqlite3.Connection, path: Path) -> None:
+    if check_version(conn, path) == 0:
+        raise NotABuffer(f"{path} is not a hub buffer yet (schema version 0)")
+
+
+def check_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The file's schema version; raises if it is newer than this release or not a buffer."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(path, found=version, known=SCHEMA_VERSION)
+    if version > 0 and app_id != APPLICATION_ID:
+        raise NotABuffer(f"{path} belongs to another application (application_id {app_id:#x})")
+    if version == 0 and conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]:
+        raise NotABuffer(f"{path} holds tables but no buffer schema version; refusing to adopt it")
+    return version
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Apply the missing migrations, each in its own transaction; returns the final version."""
+    version = check_version(conn, path)
+    while version < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            version = check_version(conn, path)
+            if version < SCHEMA_VERSION:
+                for statement in MIGRATIONS[version]:
+                    conn.execute(statement)
+                version += 1
+                conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return version

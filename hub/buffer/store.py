@@ -1,0 +1,593 @@
+"""The hub buffer: durable, idempotent storage of readings until the cloud acknowledges them."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sqlite3
+import threading
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast
+from uuid import UUID, uuid4
+
+import structlog
+
+from hub.buffer import queries
+from hub.buffer.capacity import hours_left
+from hub.buffer.errors import (
+    BufferClosed,
+    EncounterAlreadyEnded,
+    EncounterOverlap,
+    HubBufferError,
+    InvalidEncounter,
+    UnknownDevice,
+    UnknownEncounter,
+    translate,
+)
+from hub.buffer.schema import open_reader, open_writer
+from hub.buffer.values import (
+    MAX_DEDUPE_KEY,
+    BondState,
+    Device,
+    Encounter,
+    InsertResult,
+    NewReading,
+    PatientMatch,
+    PendingReading,
+    Priority,
+    Stats,
+    to_db_time,
+)
+from hub.buffer.writer import CallOp, InsertOp, Row, Writer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from datetime import datetime
+    from types import TracebackType
+    from typing import Concatenate
+
+    from hub.buffer.config import BufferConfig
+    from wire.items import Reading
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+PRUNE_CHUNK = 5000
+"""Rows deleted per writer transaction while pruning, so inserts are never held up for long."""
+
+
+class _Unset:
+    """Marks a keyword argument the caller did not pass (None is a meaningful value)."""
+
+
+UNSET: Any = _Unset()
+
+
+class Buffer:
+    """SQLite-backed store of readings, devices and encounters, with one group-committing writer.
+
+    Build it with `Buffer.open(config)` and `close()` it (or use it as a context manager).
+    Writes are `async` methods (`await buffer.insert(...)`) or, from threads, the same methods on
+    `buffer.sync`. A write returns only after its transaction committed. Reads are plain methods
+    on per-thread read-only connections; wrap long ones in `asyncio.to_thread` from a loop.
+    """
+
+    def __init__(self, config: BufferConfig, writer: Writer) -> None:
+        self._config = config
+        self._writer = writer
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        self.sync = SyncWrites(self)
+        """The write methods, blocking, for code that runs outside an event loop."""
+
+    @classmethod
+    def open(cls, config: BufferConfig) -> Buffer:
+        """Open (creating and migrating if needed) the buffer file and start its writer thread."""
+        conn = open_writer(config)
+        try:
+            with conn:  # a transaction: record the cap read-only tools report
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (queries.META_MAX_UNSENT_BYTES, str(config.max_unsent_bytes)),
+                )
+            backlog = queries.unsent_bytes(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise translate(exc, f"opening {config.path}") from exc
+        log.info("buffer_opened", path=str(config.path), unsent_bytes=backlog)
+        return cls(config, Writer(conn, config, backlog))
+
+    # --- readings -----------------------------------------------------------------------------
+
+    async def insert(
+        self, reading: Reading, *, dedupe_key: str, priority: int = Priority.ROUTINE
+    ) -> InsertResult:
+        """Store one reading durably; `duplicate` if its dedupe key or id is stored already.
+
+        Raises `BufferFull` when the unsent backlog reached the cap (nothing stored).
+        """
+        row = _row(reading, dedupe_key, priority)
+        # The hot path: built inline, one future and one queue put per reading.
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[InsertResult] = loop.create_future()
+        all_alert = row[7] == Priority.ALERT
+        op = InsertOp(future, loop, rows=[row], single=True, all_alert=all_alert, nbytes=row[8])
+        self._writer.submit(op)
+        return await future
+
+    async def insert_many(self, items: Iterable[NewReading]) -> list[InsertResult]:
+        """Store several readings; one result per item, in order.
+
+        Each run of up to `max_batch` readings is one write: stored as a whole or refused as a
+        whole with `BufferFull`. If a later run is refused, earlier ones stay stored; retrying
+        the call is safe, they come back `duplicate`.
+        """
+        loop = asyncio.get_running_loop()
+        futures = [self._insert_op(rows, loop).future for rows in self._chunks(items)]
+        outcomes = await asyncio.gather(
+            *(f for f in futures if isinstance(f, asyncio.Future)), return_exceptions=True
+        )
+        results: list[InsertResult] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            results += outcome
+        return results
+
+    async def assign_batch(self, batch_id: UUID, reading_ids: Iterable[UUID]) -> int:
+        """Put unsent readings not yet in a batch into `batch_id`; returns how many it took."""
+        return await self._call_async(_assign_batch(batch_id, reading_ids))
+
+    async def mark_delivered(self, batch_id: UUID, *, at: datetime) -> int:
+        """Record the cloud's ack of `batch_id`; returns the number of readings marked delivered."""
+        return await self._call_async(_mark_delivered(batch_id, at))
+
+    async def release_batch(self, batch_id: UUID) -> int:
+        """Return the undelivered readings of an abandoned batch to the unsent queue."""
+        return await self._call_async(_release_batch(batch_id))
+
+    async def prune(self, *, now: datetime) -> int:
+        """Delete delivered readings older than the retention period; never unsent ones."""
+        cutoff = to_db_time(now - self._config.retention)
+        total = 0
+        while n := await self._call_async(_prune_chunk(cutoff)):
+            total += n
+        return total
+
+    def unsent_page(
+        self, *, after: tuple[int, int] | None = None, limit: int = 500
+    ) -> list[PendingReading]:
+        """Up to `limit` readings to send next (not delivered, not in a batch), alerts first.
+
+        Pass the (priority, seq) of the last row you got as `after` to get the next page.
+        """
+        return self._read("listing unsent readings", queries.unsent_page, after=after, limit=limit)
+
+    def iter_unsent(self, *, page_size: int = 500) -> Iterator[PendingReading]:
+        """Stream the readings to send, alerts first; memory stays at one page whatever the backlog.
+
+        Each page is its own short read, so the writer and checkpoints are never held up.
+        """
+        after: tuple[int, int] | None = None
+        while page := self.unsent_page(after=after, limit=page_size):
+            yield from page
+            after = (page[-1].priority, page[-1].seq)
+
+    def batch_rows(self, batch_id: UUID) -> list[PendingReading]:
+        """The readings of a batch still waiting for the cloud's ack (to resend after a restart)."""
+        return self._read("reading a batch", queries.batch_rows, batch_id)
+
+    # --- devices and encounters ---------------------------------------------------------------
+
+    async def device_seen(
+        self, address: str, *, profile: str, at: datetime, name: str | None = None
+    ) -> Device:
+        """Register a device (first sighting) or refresh its profile, name and last-seen time."""
+        return await self._call_async(_device_seen(address, profile, name, at))
+
+    async def update_device(
+        self,
+        address: str,
+        *,
+        bond_state: BondState = UNSET,
+        last_racp_seq: int | None = UNSET,
+        clock_offset_s: float | None = UNSET,
+        battery_pct: int | None = UNSET,
+    ) -> Device:
+        """Change only the given fields of a registered device; raises `UnknownDevice` otherwise."""
+        given: dict[str, object] = {
+            "bond_state": bond_state,
+            "last_racp_seq": last_racp_seq,
+            "clock_offset_s": clock_offset_s,
+            "battery_pct": battery_pct,
+        }
+        changes = {k: v for k, v in given.items() if v is not UNSET}
+        if "bond_state" in changes:
+            changes["bond_state"] = BondState(bond_state).value
+        return await self._call_async(_update_device(address, changes))
+
+    async def start_encounter(
+        self,
+        device_address: str,
+        patient_id: str,
+        *,
+        started_at: datetime,
+        ended_at: datetime | None = None,
+        encounter_id: UUID | None = None,
+    ) -> Encounter:
+        """Bind a device to a patient from `started_at` (until `ended_at`, or open-ended).
+
+        Raises `EncounterOverlap` if the device is bound to anyone during that window.
+        """
+        enc = Encounter(
+            id=encounter_id or uuid4(),
+            device_address=device_address,
+            patient_id=patient_id,
+            started_at=started_at,
+            ended_at=ended_at,
+        )
+        return await self._call_async(_start_encounter(enc))
+
+    async def end_encounter(self, encounter_id: UUID, *, ended_at: datetime) -> Encounter:
+        """Close an open encounter at `ended_at`."""
+        return await self._call_async(_end_encounter(encounter_id, ended_at))
+
+    def patient_for(self, device_address: str, at: datetime) -> PatientMatch | None:
+        """The (patient_id, encounter_id) whose encounter covers `at` on this device, or None."""
+        return self._read("resolving a patient", queries.patient_for, device_address, at)
+
+    def encounter(self, encounter_id: UUID) -> Encounter | None:
+        """The encounter with this id, if any."""
+        return self._read("reading an encounter", queries.encounter, encounter_id)
+
+    def device(self, address: str) -> Device | None:
+        """The device registered under `address`, if any."""
+        return self._read("reading a device", queries.device, address)
+
+    def devices(self) -> list[Device]:
+        """Every registered device, most recently seen first."""
+        return self._read("listing devices", queries.devices)
+
+    # --- capacity -----------------------------------------------------------------------------
+
+    def stats(self) -> Stats:
+        """Counts, unsent backlog, oldest unsent reading, size on disk and whether at capacity."""
+        return self._read("reading stats", queries.stats, self._config.path)
+
+    @property
+    def unsent_bytes(self) -> int:
+        """JSON bytes of readings the cloud has not acknowledged (as of the last commit)."""
+        return self._writer.unsent_bytes
+
+    @property
+    def at_capacity(self) -> bool:
+        """True while new non-alert readings are refused with `BufferFull`."""
+        return self._writer.unsent_bytes >= self._config.max_unsent_bytes
+
+    def capacity_hours_left(self, *, readings_per_hour: float | None = None) -> float | None:
+        """Hours until the cap is reached if nothing is delivered; None when nothing arrives.
+
+        By default from the bytes stored over the last hour; pass `readings_per_hour` to plan
+        for a given load instead (sized with the recent mean reading, or 1 KiB before any).
+        """
+        bytes_per_hour, per_reading = self._writer.rate()
+        if readings_per_hour is not None:
+            bytes_per_hour = readings_per_hour * (per_reading or 1024.0)
+        free = self._config.max_unsent_bytes - self._writer.unsent_bytes
+        return hours_left(free, bytes_per_hour)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Commit every write queued so far, checkpoint the WAL and stop; later writes fail."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        log.info("buffer_closed", path=str(self._config.path))
+
+    async def aclose(self) -> None:
+        """`close()` without blocking the event loop while the queue drains."""
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # --- private ------------------------------------------------------------------------------
+
+    def _chunks(self, items: Iterable[NewReading]) -> list[list[Row]]:
+        rows = [_row(i.reading, i.dedupe_key, i.priority) for i in items]
+        step = self._config.max_batch
+        return [rows[i : i + step] for i in range(0, len(rows), step)]
+
+    def _insert_op(self, rows: list[Row], loop: asyncio.AbstractEventLoop | None) -> InsertOp:
+        future: asyncio.Future[Any] | concurrent.futures.Future[Any] = (
+            loop.create_future() if loop is not None else concurrent.futures.Future()
+        )
+        op = InsertOp(
+            future=future,
+            loop=loop,
+            rows=rows,
+            single=False,
+            all_alert=all(r[7] == Priority.ALERT for r in rows),
+            nbytes=sum(r[8] for r in rows),
+        )
+        self._writer.submit(op)
+        return op
+
+    @staticmethod
+    async def _await(op: CallOp) -> object:
+        assert isinstance(op.future, asyncio.Future)  # noqa: S101 - built with the running loop
+        return await op.future
+
+    async def _call_async(self, fn: Callable[[sqlite3.Connection], tuple[T, int]]) -> T:
+        loop = asyncio.get_running_loop()
+        op = CallOp(future=loop.create_future(), loop=loop, fn=fn)
+        self._writer.submit(op)
+        return cast("T", await self._await(op))
+
+    def _call_sync(self, fn: Callable[[sqlite3.Connection], tuple[T, int]]) -> T:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._writer.submit(CallOp(future=future, loop=None, fn=fn))
+        return cast("T", future.result())
+
+    def _insert_sync(self, items: Iterable[NewReading]) -> list[InsertResult]:
+        futures = [self._insert_op(rows, None).future for rows in self._chunks(items)]
+        results: list[InsertResult] = []
+        errors: list[BaseException] = []
+        for future in futures:
+            assert isinstance(future, concurrent.futures.Future)  # noqa: S101 - built above
+            try:
+                results += future.result()
+            except HubBufferError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+        return results
+
+    def _read(
+        self,
+        doing: str,
+        fn: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        try:
+            return fn(self._reader(), *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise translate(exc, doing) from exc
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._closed:
+            raise BufferClosed("the hub buffer is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = open_reader(self._config.path, self._config.busy_timeout.total_seconds())
+            with self._readers_lock:
+                self._readers.append(conn)
+            self._local.conn = conn
+        return conn
+
+
+class SyncWrites:
+    """The buffer's write methods for threads: each blocks until its transaction committed."""
+
+    def __init__(self, buffer: Buffer) -> None:
+        self._buffer = buffer
+
+    def insert(
+        self, reading: Reading, *, dedupe_key: str, priority: int = Priority.ROUTINE
+    ) -> InsertResult:
+        """Blocking `Buffer.insert`."""
+        item = NewReading(reading, dedupe_key, priority)
+        return self._buffer._insert_sync([item])[0]  # noqa: SLF001
+
+    def insert_many(self, items: Iterable[NewReading]) -> list[InsertResult]:
+        """Blocking `Buffer.insert_many`."""
+        return self._buffer._insert_sync(items)  # noqa: SLF001
+
+    def mark_delivered(self, batch_id: UUID, *, at: datetime) -> int:
+        """Blocking `Buffer.mark_delivered`."""
+        return self._buffer._call_sync(_mark_delivered(batch_id, at))  # noqa: SLF001
+
+    def assign_batch(self, batch_id: UUID, reading_ids: Iterable[UUID]) -> int:
+        """Blocking `Buffer.assign_batch`."""
+        return self._buffer._call_sync(_assign_batch(batch_id, reading_ids))  # noqa: SLF001
+
+    def device_seen(
+        self, address: str, *, profile: str, at: datetime, name: str | None = None
+    ) -> Device:
+        """Blocking `Buffer.device_seen`."""
+        return self._buffer._call_sync(_device_seen(address, profile, name, at))  # noqa: SLF001
+
+
+# --- rows and write operations (run on the writer thread, inside its transaction) ---------------
+
+
+def _row(reading: Reading, dedupe_key: str, priority: int) -> Row:
+    """The `readings` row of a reading, serialised in the caller's thread to spare the writer."""
+    if not 0 < len(dedupe_key) <= MAX_DEDUPE_KEY:
+        raise ValueError(f"dedupe_key must be 1 to {MAX_DEDUPE_KEY} characters")
+    if not Priority.ALERT <= priority <= 9:  # noqa: PLR2004 - the schema's CHECK bound
+        raise ValueError(f"priority must be between 0 (alert) and 9, got {priority}")
+    body = reading.model_dump_json()
+    measured = reading.measured_at
+    return (  # in the order of writer.ROW_COLUMNS
+        str(reading.id),
+        dedupe_key,
+        reading.device_id,
+        reading.kind,
+        reading.patient_id,
+        to_db_time(reading.received_at),
+        None if measured is None else to_db_time(measured),
+        int(priority),
+        len(body.encode()),
+        body,
+    )
+
+
+def _assign_batch(
+    batch_id: UUID, reading_ids: Iterable[UUID]
+) -> Callable[[sqlite3.Connection], tuple[int, int]]:
+    params = [(str(batch_id), str(r)) for r in reading_ids]
+
+    def run(conn: sqlite3.Connection) -> tuple[int, int]:
+        cur = conn.executemany(
+            "UPDATE readings SET batch_id = ?"
+            " WHERE id = ? AND batch_id IS NULL AND delivered_at IS NULL",
+            params,
+        )
+        return cur.rowcount, 0
+
+    return run
+
+
+def _mark_delivered(
+    batch_id: UUID, at: datetime
+) -> Callable[[sqlite3.Connection], tuple[int, int]]:
+    stamp = to_db_time(at)
+
+    def run(conn: sqlite3.Connection) -> tuple[int, int]:
+        n, nbytes = conn.execute(
+            "SELECT count(*), coalesce(sum(nbytes), 0) FROM readings"
+            " WHERE batch_id = ? AND delivered_at IS NULL",
+            (str(batch_id),),
+        ).fetchone()
+        conn.execute(
+            "UPDATE readings SET delivered_at = ? WHERE batch_id = ? AND delivered_at IS NULL",
+            (stamp, str(batch_id)),
+        )
+        return n, -nbytes
+
+    return run
+
+
+def _release_batch(batch_id: UUID) -> Callable[[sqlite3.Connection], tuple[int, int]]:
+    def run(conn: sqlite3.Connection) -> tuple[int, int]:
+        cur = conn.execute(
+            "UPDATE readings SET batch_id = NULL WHERE batch_id = ? AND delivered_at IS NULL",
+            (str(batch_id),),
+        )
+        return cur.rowcount, 0
+
+    return run
+
+
+def _prune_chunk(cutoff: str) -> Callable[[sqlite3.Connection], tuple[int, int]]:
+    def run(conn: sqlite3.Connection) -> tuple[int, int]:
+        cur = conn.execute(
+            "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings"
+            " WHERE delivered_at IS NOT NULL AND delivered_at < ? LIMIT ?)",
+            (cutoff, PRUNE_CHUNK),
+        )
+        return cur.rowcount, 0
+
+    return run
+
+
+def _device_seen(
+    address: str, profile: str, name: str | None, at: datetime
+) -> Callable[[sqlite3.Connection], tuple[Device, int]]:
+    stamp = to_db_time(at)
+
+    def run(conn: sqlite3.Connection) -> tuple[Device, int]:
+        conn.execute(
+            "INSERT INTO devices (address, profile, name, first_seen, last_seen)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET"
+            " profile = excluded.profile, name = coalesce(excluded.name, name),"
+            " last_seen = max(last_seen, excluded.last_seen)",
+            (address, profile, name, stamp, stamp),
+        )
+        found = queries.device(conn, address)
+        assert found is not None  # noqa: S101 - written just above, same transaction
+        return found, 0
+
+    return run
+
+
+def _update_device(
+    address: str, changes: dict[str, object]
+) -> Callable[[sqlite3.Connection], tuple[Device, int]]:
+    # Column names come from the fixed keyword parameters of `Buffer.update_device`, never input.
+    assignments = ", ".join(f"{column} = ?" for column in changes)
+
+    def run(conn: sqlite3.Connection) -> tuple[Device, int]:
+        if changes:
+            conn.execute(
+                f"UPDATE devices SET {assignments} WHERE address = ?",  # noqa: S608 - see above
+                (*changes.values(), address),
+            )
+        found = queries.device(conn, address)
+        if found is None:
+            raise UnknownDevice(f"no device {address!r} is registered")
+        return found, 0
+
+    return run
+
+
+def _start_encounter(enc: Encounter) -> Callable[[sqlite3.Connection], tuple[Encounter, int]]:
+    started = to_db_time(enc.started_at)
+    ended = None if enc.ended_at is None else to_db_time(enc.ended_at)
+    if ended is not None and ended <= started:
+        raise InvalidEncounter("an encounter must end after it starts")
+
+    def run(conn: sqlite3.Connection) -> tuple[Encounter, int]:
+        clash = queries.overlapping_encounter(conn, enc.device_address, started, ended)
+        if clash is not None:
+            raise EncounterOverlap(
+                f"device {enc.device_address} is already bound during that time by encounter "
+                f"{clash.id}; end that encounter first",
+                device_address=enc.device_address,
+                existing_id=str(clash.id),
+            )
+        conn.execute(
+            "INSERT INTO encounters (id, device_address, patient_id, started_at, ended_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (str(enc.id), enc.device_address, enc.patient_id, started, ended),
+        )
+        return enc, 0
+
+    return run
+
+
+def _end_encounter(
+    encounter_id: UUID, ended_at: datetime
+) -> Callable[[sqlite3.Connection], tuple[Encounter, int]]:
+    ended = to_db_time(ended_at)
+
+    def run(conn: sqlite3.Connection) -> tuple[Encounter, int]:
+        enc = queries.encounter(conn, encounter_id)
+        if enc is None:
+            raise UnknownEncounter(f"no encounter {encounter_id}")
+        if enc.ended_at is not None:
+            raise EncounterAlreadyEnded(f"encounter {encounter_id} ended already")
+        if ended <= to_db_time(enc.started_at):
+            raise InvalidEncounter(f"encounter {encounter_id} must end after it starts")
+        conn.execute("UPDATE encounters SET ended_at = ? WHERE id = ?", (ended, str(encounter_id)))
+        found = queries.encounter(conn, encounter_id)
+        assert found is not None  # noqa: S101 - read just above, same transaction
+        return found, 0
+
+    return run
