@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from cloud.config import CloudSettings, load_cloud_settings
+from cloud.db import cli as db_cli
 from cloud.errors import CloudError
 from wire.errors import WireError
 from wire.keys import fingerprint, load_private_key, save_private_key, save_public_key
@@ -31,6 +32,8 @@ config_app = typer.Typer(help="Inspect the cloud configuration.", no_args_is_hel
 keys_app = typer.Typer(help="The cloud's ingest and signing keys.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
+app.add_typer(db_cli.db_app, name="db")
+app.add_typer(db_cli.hubs_app, name="hubs")
 
 
 def _settings() -> CloudSettings:
