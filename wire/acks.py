@@ -1,0 +1,143 @@
+"""Signed acks: the cloud's answer to a batch, the only thing that lets a hub mark rows delivered.
+
+Layout (big-endian), the same framing as a sealed batch but with a clear body:
+
+    magic  4 bytes  b"TSA" + version byte 0x01
+    blen   2 bytes  length of the body
+    body   blen     UTF-8 JSON object (`Ack`)
+    sig    64 bytes Ed25519 by the cloud signing key over magic..body
+
+A hub verifies the signature with the cloud signing key it was provisioned with, and that the ack
+names the hub itself and a batch it sent; a forged or misdirected ack never makes it drop data.
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Literal
+from uuid import UUID
+
+from cryptography.exceptions import InvalidSignature
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from wire.errors import DecodeError, IntegrityError, TooLarge, UnsupportedVersion, WireError
+from wire.keys import key_id
+from wire.topics import validate_hub_id
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+MAGIC = b"TSA"
+VERSION = 1
+_PREFIX = struct.Struct(">3sBH")
+SIGNATURE_LEN = 64  # Ed25519, RFC 8032 section 5.1.6
+MAX_ACK = 4096  # an ack is a few hundred bytes; refuse anything larger before work
+
+
+class AckStatus(StrEnum):
+    """What the cloud did with a batch."""
+
+    STORED = "stored"
+    """Verified, archived and committed: the hub may mark its rows delivered."""
+    DUPLICATE = "duplicate"
+    """Already stored earlier (a republished batch): also delivered."""
+    REJECTED = "rejected"
+    """Quarantined in the cloud with `reason` (archived, never silently dropped); resending
+    the same bytes cannot succeed, so the hub stops resending and keeps its rows for review."""
+
+
+class AckCounts(BaseModel):
+    """Items newly inserted and items already present, over all kinds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    inserted: int = Field(ge=0)
+    duplicate: int = Field(ge=0)
+
+
+class Ack(BaseModel):
+    """The signed body of an ack."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = 1
+    hub_id: str
+    batch_id: UUID
+    seq: int = Field(ge=0, lt=2**63)
+    status: AckStatus
+    reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+    counts: AckCounts | None = None
+    acked_at: AwareDatetime
+    key: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+    """Key id of the cloud signing key."""
+
+    @field_validator("hub_id")
+    @classmethod
+    def _hub_id(cls, value: str) -> str:
+        try:
+            return validate_hub_id(value)
+        except WireError as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def delivered(self) -> bool:
+        """True when the hub may mark the batch's rows delivered (stored or duplicate)."""
+        return self.status in {AckStatus.STORED, AckStatus.DUPLICATE}
+
+
+def sign_ack(ack: Ack, key: Ed25519PrivateKey) -> bytes:
+    """Encode and sign `ack`; `ack.key` must be the id of `key`."""
+    if ack.key != key_id(key):
+        raise ValueError("ack.key must be the key id of the signing key")
+    body = ack.model_dump_json(exclude_none=True).encode()
+    signed = _PREFIX.pack(MAGIC, VERSION, len(body)) + body
+    return signed + key.sign(signed)
+
+
+def verify_ack(data: bytes, *, cloud_key: Ed25519PublicKey, hub_id: str) -> Ack:
+    """Verify and decode an ack addressed to `hub_id`; raise a `WireError` otherwise."""
+    signed, signature = _frame(data)
+    try:
+        cloud_key.verify(signature, signed)
+    except InvalidSignature:
+        raise IntegrityError("ack signature does not verify with the cloud signing key") from None
+    try:
+        ack = Ack.model_validate_json(signed[_PREFIX.size :])
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        raise DecodeError(f"invalid ack: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    if ack.key != key_id(cloud_key):
+        raise IntegrityError("ack names a different signing key than the one that signed it")
+    if ack.hub_id != hub_id:
+        raise IntegrityError(f"ack is addressed to hub {ack.hub_id}, not {hub_id}")
+    return ack
+
+
+def _frame(data: bytes) -> tuple[bytes, bytes]:
+    """Check sizes, magic, version and length; split into (signed part, signature)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise DecodeError("an ack is bytes")
+    if len(data) > MAX_ACK:
+        raise TooLarge("ack is too large", size=len(data), limit=MAX_ACK)
+    if len(data) < _PREFIX.size + 2 + SIGNATURE_LEN:
+        raise DecodeError(f"ack is {len(data)} bytes, too short")
+    magic, version, blen = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise DecodeError("not a tecsa ack (bad magic)")
+    if version != VERSION:
+        raise UnsupportedVersion(f"ack version {version} is not supported", version=version)
+    if _PREFIX.size + blen + SIGNATURE_LEN != len(data):
+        raise DecodeError("ack length mismatch")
+    return bytes(data[:-SIGNATURE_LEN]), bytes(data[-SIGNATURE_LEN:])
