@@ -3,34 +3,9 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from db_support import HUB_ID, conninfo, create_database, drop_database
+from db_support import HUB_ID
 
-from cloud.db import add_hub, connect, upgrade
-
-
-@pytest.fixture(scope="session")
-def migrated_template():
-    """A database with every migration applied, cloned for each test (fast, and isolated)."""
-    name = create_database()
-    try:
-        upgrade(conninfo(name))
-        yield name
-    finally:
-        drop_database(name)
-
-
-@pytest.fixture
-def empty_db():
-    name = create_database()
-    yield conninfo(name)
-    drop_database(name)
-
-
-@pytest.fixture
-def db(migrated_template):
-    name = create_database(template=migrated_template)
-    yield conninfo(name)
-    drop_database(name)
+from cloud.db import add_hub, connect
 
 
 @pytest.fixture

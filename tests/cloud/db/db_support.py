@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import time
 from datetime import UTC, datetime
-
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from wire import (
     AuditEvent,
@@ -25,33 +19,8 @@ from wire import (
 )
 from wire.keys import key_id
 
-ADMIN_CONNINFO = os.environ.get(
-    "TECSA_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-)
 CLOUD_KEY_ID = "00112233445566ff"
 HUB_ID = "hub-test-01"
-
-
-def conninfo(dbname: str) -> str:
-    return make_conninfo(ADMIN_CONNINFO, dbname=dbname)
-
-
-def create_database(*, template: str = "template0") -> str:
-    name = f"tecsa_test_{secrets.token_hex(6)}"
-    with psycopg.connect(ADMIN_CONNINFO, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        )
-    return name
-
-
-def drop_database(name: str) -> None:
-    with psycopg.connect(ADMIN_CONNINFO, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 def header_for(body, *, hub_id, hub_key, batch_id, seq=1, created_at=None) -> Header:

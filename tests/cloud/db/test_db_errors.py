@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from db_support import conninfo
+from services import conninfo
 
 from cloud.config import DatabaseSettings
 from cloud.db import (
