@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hub.ble import cli as ble_cli
 from hub.buffer import cli as buffer_cli
 from hub.config import DEFAULT_CONFIG, HubSettings, load_hub_settings
+from hub.daemon import DaemonOptions, serve
 from hub.errors import HubError
+from hub.logging import configure_logging
 from wire.errors import WireError
 from wire.keys import fingerprint, load_private_key, save_private_key, save_public_key
 
@@ -121,6 +123,47 @@ def keys_show(config: ConfigOption = None) -> None:
     typer.echo(f"hub_id:            {settings.identity.hub_id}")
     typer.echo(f"identity ed25519:  {fingerprint(identity)}")
     typer.echo(f"exchange x25519:   {fingerprint(exchange)}")
+
+
+@app.command("run")
+def run(
+    config: ConfigOption = None,
+    virtual_devices: bool = typer.Option(
+        False,
+        "--virtual-devices",
+        help="Use an in-process virtual radio with virtual devices instead of the adapter.",
+    ),
+    device_count: int = typer.Option(
+        6, "--device-count", min=1, max=200, help="With --virtual-devices: how many devices."
+    ),
+    simulate_every: float | None = typer.Option(
+        None,
+        "--simulate-every",
+        min=0.01,
+        help="With --virtual-devices: one device measures every this many seconds.",
+    ),
+) -> None:
+    """Run the hub daemon: BLE central and buffer (more components join as they are built).
+
+    Runs until SIGTERM or Ctrl-C, then finishes what it holds and closes the buffer cleanly.
+    Logs are JSON lines on stderr unless stderr is a terminal.
+
+    For example:
+
+      tecsa-hub run -c /etc/tecsa-hub/hub.toml
+
+      tecsa-hub run -c hub.toml --virtual-devices --simulate-every 2
+    """
+    settings = _settings(config)
+    configure_logging()
+    options = DaemonOptions(
+        virtual_devices=device_count if virtual_devices else 0,
+        simulate_every_s=simulate_every if virtual_devices else None,
+    )
+    try:
+        serve(settings, options)
+    except HubError as exc:
+        _fail(str(exc))
 
 
 def main() -> None:

@@ -95,6 +95,8 @@ class BleSettings(_Section):
     """IANA zone the devices' clocks show (the hub sets them to it), e.g. Africa/Nairobi."""
     reconnect_max_s: float = Field(default=300.0, gt=0)
     """Longest wait between attempts to reach a device that keeps failing."""
+    idle_disconnect_s: float = Field(default=20.0, gt=0)
+    """A device silent this long is let go when other devices wait for a connection slot."""
 
     @field_validator("device_timezone")
     @classmethod

@@ -115,6 +115,8 @@ class _SessionState:
     clock_offset_s: float | None
     last_seq: int | None
     max_stored_seq: int | None = None
+    last_activity: float = 0.0
+    """Loop time of the last value received (or of the connection)."""
     warned: set[str] = field(default_factory=set)
 
 
@@ -144,6 +146,8 @@ class Central:
         self._sessions: dict[str, asyncio.Task[None]] = {}
         self._retry_at: dict[str, float] = {}
         self._failures: dict[str, int] = {}
+        self._waiting = 0
+        self._links: set[str] = set()
         self._stop = asyncio.Event()
         self._log = structlog.get_logger("hub.ble")
         self.stats = CentralStats()
@@ -154,8 +158,8 @@ class Central:
 
     @property
     def connected(self) -> frozenset[str]:
-        """Addresses with a session running now."""
-        return frozenset(self._sessions)
+        """Addresses the hub holds a link to right now."""
+        return frozenset(self._links)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Scan and serve devices until `stop` is set; then end every session cleanly."""
@@ -203,9 +207,16 @@ class Central:
         log = self._log.bind(address=address, profile=profile.name)
         loop = asyncio.get_running_loop()
         try:
-            async with self._slots:
+            self._waiting += 1
+            try:
+                await self._slots.acquire()
+            finally:
+                self._waiting -= 1
+            try:
                 self.stats.sessions += 1
                 await self._session(device, profile, log)
+            finally:
+                self._slots.release()
             self._failures.pop(address, None)
         except BleError as exc:
             self._retry_later(address, loop)
@@ -257,6 +268,8 @@ class Central:
             control.put_nowait(None)  # link lost: wakes a download waiting for the RACP answer
 
         client = await self._connect(device, on_disconnect)
+        state.last_activity = asyncio.get_running_loop().time()
+        self._links.add(address)
         writer = asyncio.create_task(self._write_loop(profile, inbox, state, log))
         try:
             await self._prepare(
@@ -266,15 +279,8 @@ class Central:
                 await self._download(client, profile, control, state, log)
             await inbox.join()  # what arrived so far is durable: remember sequence and clock now
             await self._remember(state)
-            stop = asyncio.create_task(self._stop.wait())
-            gone = asyncio.create_task(disconnected.wait())
-            await asyncio.wait({stop, gone}, return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            gone.cancel()
-            log.info(
-                "ble_session_ended",
-                reason="hub stopping" if self._stop.is_set() else "disconnected",
-            )
+            reason = await self._hold(disconnected, state)
+            log.info("ble_session_ended", reason=reason)
         except BleError:
             raise
         except (TimeoutError, Exception) as exc:
@@ -286,7 +292,33 @@ class Central:
             await writer  # everything received is written before the session ends
             with contextlib.suppress(Exception):
                 await client.disconnect()
+            self._links.discard(address)
             await self._remember(state)
+
+    async def _hold(self, disconnected: asyncio.Event, state: _SessionState) -> str:
+        """Stay connected until the device leaves, the hub stops, or others need the slot.
+
+        A device silent for `idle_disconnect_s` is let go only while another device waits for a
+        connection slot; one with more data advertises again and is reconnected.
+        """
+        idle = self._settings.idle_disconnect_s
+        stop = asyncio.create_task(self._stop.wait())
+        gone = asyncio.create_task(disconnected.wait())
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    {stop, gone}, timeout=idle / 4, return_when=asyncio.FIRST_COMPLETED
+                )
+                if stop in done:
+                    return "hub stopping"
+                if gone in done:
+                    return "disconnected"
+                silent = asyncio.get_running_loop().time() - state.last_activity
+                if self._waiting and silent >= idle:
+                    return "idle while other devices wait"
+        finally:
+            stop.cancel()
+            gone.cancel()
 
     async def _connect(self, device: BLEDevice, on_disconnect: Callable[[], None]) -> BleakClient:
         kwargs: dict[str, Any] = {}
@@ -339,7 +371,7 @@ class Central:
                 )
             else:
                 await client.start_notify(
-                    full_uuid(sub.characteristic), self._enqueue(sub.characteristic, inbox)
+                    full_uuid(sub.characteristic), self._enqueue(sub.characteristic, inbox, state)
                 )
         log.info("ble_subscribed", characteristics=[s.characteristic for s in present])
         for char in profile.read:
@@ -352,9 +384,12 @@ class Central:
             await self._sync_clock(client, profile, state, log, force=False)
 
     def _enqueue(
-        self, char: str, inbox: asyncio.Queue[_Item | None]
+        self, char: str, inbox: asyncio.Queue[_Item | None], state: _SessionState
     ) -> Callable[[Any, bytearray], None]:
+        loop = asyncio.get_running_loop()
+
         def on_value(_sender: Any, data: bytearray) -> None:  # noqa: ANN401 - bleak's sender type varies
+            state.last_activity = loop.time()
             inbox.put_nowait((char, bytes(data), self._now()))
 
         return on_value

@@ -35,14 +35,16 @@ T0 = dt.datetime(2026, 11, 28, 8, 0, 0)
 class Harness:
     """A radio, a buffer and a running central, with a way to wait for stored readings."""
 
-    def __init__(self, radio: VirtualRadio, buffer: Buffer) -> None:
+    def __init__(
+        self, radio: VirtualRadio, buffer: Buffer, settings: BleSettings | None = None
+    ) -> None:
         self.radio = radio
         self.buffer = buffer
         self.changed = asyncio.Condition()
         self.central = Central(
             profiles=PROFILES,
             buffer=buffer,
-            settings=BleSettings(max_connections=8),
+            settings=settings or BleSettings(max_connections=8),
             backends=Backends(radio.scanner_backend, radio.client_backend),
             on_stored=lambda _r: asyncio.get_running_loop().create_task(self._poke()),
         )
@@ -68,10 +70,15 @@ class Harness:
 
 
 @pytest.fixture
-async def hub(tmp_path):
+def ble_settings():
+    return BleSettings(max_connections=8)
+
+
+@pytest.fixture
+async def hub(tmp_path, ble_settings):
     buffer = Buffer.open(BufferConfig(path=tmp_path / "buffer.sqlite3"))
     async with VirtualRadio() as radio:
-        harness = Harness(radio, buffer)
+        harness = Harness(radio, buffer, ble_settings)
         harness.task = asyncio.create_task(harness.central.run(harness.stop))
         try:
             yield harness
@@ -260,3 +267,15 @@ async def test_clock_is_set_and_a_refused_write_keeps_the_measured_offset(hub):
         seconds=5
     )
     assert hub.buffer.device(b.address).clock_offset_s == pytest.approx(420, abs=5)
+
+
+@pytest.mark.parametrize("ble_settings", [BleSettings(max_connections=1, idle_disconnect_s=0.3)])
+async def test_connection_slots_are_shared_when_devices_stay_connected(hub):
+    first = await hub.radio.add(Thermometer(address="F6:00:00:00:00:01", frames=[]))
+    await hub.wait_for(lambda: first.address in hub.central.connected)
+    await first.measure(36.6)
+    second = await hub.radio.add(Thermometer(address="F6:00:00:00:00:02", frames=[]))
+    await second.measure(37.9)  # kept in the thermometer's memory until the hub connects
+    await hub.wait_for(lambda: len(hub.readings("body_temperature")) == 2)
+    assert sorted(r.components["temperature"].value for r in hub.readings()) == [36.6, 37.9]
+    assert len(hub.central.connected) <= 1

@@ -1,0 +1,123 @@
+"""The hub daemon's composition root: config loaded once, one asyncio loop, SIGTERM drains.
+
+`tecsa-hub run` calls `serve`. Each component gets its own sub-config. The BLE central is kept
+alive on its own: a hub without a working Bluetooth adapter still buffers and forwards what phones
+bring, so a missing adapter is logged and retried, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import structlog
+
+from hub.ble.central import Backends, Central
+from hub.ble.errors import BleError
+from hub.ble.profiles import default_profiles_dir, load_profiles
+from hub.buffer import Buffer, BufferConfig
+
+if TYPE_CHECKING:
+    from hub.config import HubSettings
+
+MIB = 1024 * 1024
+BLE_RETRY_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonOptions:
+    """How to run beyond the config: with virtual devices instead of the adapter (demo, tests)."""
+
+    virtual_devices: int = 0
+    """How many virtual devices to put on an in-process radio; 0 uses the Bluetooth adapter."""
+    simulate_every_s: float | None = None
+    """With virtual devices: one of them measures every this many seconds; None: they stay idle."""
+    seed: int = 1
+
+
+def buffer_config(settings: HubSettings) -> BufferConfig:
+    """The buffer's own config from the hub settings."""
+    b = settings.buffer
+    return BufferConfig(
+        path=b.path,
+        synchronous=b.synchronous,
+        max_unsent_bytes=b.max_unsent_mb * MIB,
+        retention=timedelta(days=b.retention_days),
+    )
+
+
+async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.Event) -> None:
+    """Run every component until `stop` is set, then stop them and close the buffer cleanly."""
+    log = structlog.get_logger("hub")
+    settings.buffer.path.parent.mkdir(parents=True, exist_ok=True)
+    profiles = load_profiles(settings.ble.profiles_dir or default_profiles_dir())
+    buffer = Buffer.open(buffer_config(settings))
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            tasks: list[asyncio.Task[object]] = []
+            backends = None
+            if options.virtual_devices:
+                from hub.ble.bumble_backend import VirtualRadio  # noqa: PLC0415 - demo/test only
+                from hub.ble.virtual.demo import health_post_devices, simulate  # noqa: PLC0415
+
+                radio = await stack.enter_async_context(VirtualRadio())
+                devices = health_post_devices(datetime.now(UTC), count=options.virtual_devices)
+                for device in devices:
+                    await radio.add(device)
+                backends = Backends(radio.scanner_backend, radio.client_backend)
+                if options.simulate_every_s:
+                    rng = random.Random(options.seed)  # noqa: S311 - simulated measurements
+                    tasks.append(
+                        asyncio.create_task(
+                            simulate(
+                                devices, stop=stop, interval_s=options.simulate_every_s, rng=rng
+                            )
+                        )
+                    )
+            if settings.ble.enabled:
+                central = Central(
+                    profiles=profiles, buffer=buffer, settings=settings.ble, backends=backends
+                )
+                tasks.append(asyncio.create_task(_keep_ble_running(central, stop)))
+            log.info(
+                "hub_started",
+                hub_id=settings.identity.hub_id,
+                buffer=str(settings.buffer.path),
+                profiles=len(profiles),
+                virtual_devices=options.virtual_devices,
+            )
+            await stop.wait()
+            log.info("hub_stopping")
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        buffer.close()
+        log.info("hub_stopped")
+
+
+async def _keep_ble_running(central: Central, stop: asyncio.Event) -> None:
+    log = structlog.get_logger("hub.ble")
+    while not stop.is_set():
+        try:
+            await central.run(stop)
+        except BleError as exc:
+            log.error("ble_unavailable", error=str(exc), retry_in_s=BLE_RETRY_S)  # noqa: TRY400 - an expected state, not a bug
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), BLE_RETRY_S)
+
+
+def serve(settings: HubSettings, options: DaemonOptions) -> None:
+    """Run the daemon in this process until SIGTERM or SIGINT."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_hub(settings, options, stop)
+
+    asyncio.run(main())
