@@ -20,11 +20,14 @@ def main(names: list[str]) -> int:
     for name in chosen:
         print(f"\n### {name}", flush=True)
         start = time.perf_counter()
+        saved, sys.argv = sys.argv, [f"bench/{name}.py"]  # each module parses its own options
         try:
             importlib.import_module(f"bench.{name}").main()
         except Exception as exc:  # noqa: BLE001 - report and go on to the next benchmark
             failed += 1
             print(f"{name} failed: {exc!r}")
+        finally:
+            sys.argv = saved
         print(f"({name} took {time.perf_counter() - start:.1f} s)")
     return 1 if failed else 0
 
