@@ -10,6 +10,7 @@ import pytest
 
 from hub.ble.bumble_backend import VirtualRadio
 from hub.ble.central import Backends, Central
+from hub.ble.parsers import parse
 from hub.ble.profiles import default_profiles_dir, load_profiles
 from hub.ble.virtual import (
     BloodPressureCuff,
@@ -279,3 +280,21 @@ async def test_connection_slots_are_shared_when_devices_stay_connected(hub):
     await hub.wait_for(lambda: len(hub.readings("body_temperature")) == 2)
     assert sorted(r.components["temperature"].value for r in hub.readings()) == [36.6, 37.9]
     assert len(hub.central.connected) <= 1
+
+
+async def test_and_cuff_gets_its_date_time_written_before_it_releases_readings(hub):
+    clock = VirtualClock(dt.datetime(2020, 1, 1, 0, 0), ClockStyle.DATE_TIME)
+    cuff = await hub.radio.add(
+        BloodPressureCuff(
+            address="F7:00:00:00:00:01",
+            name="A&D_UA-651_8F1A",
+            readings=[BloodPressureReading(133, 85, 70, timestamp=T0)],
+            clock=clock,
+        )
+    )
+    await hub.wait_for(lambda: len(hub.readings()) == 1)
+    assert hub.buffer.device(cuff.address).profile == "and_ua651"
+    assert len(clock.writes) == 1
+    written = parse("2a08", clock.writes[0]).value
+    assert abs(written - dt.datetime.now(dt.UTC).replace(tzinfo=None)) < dt.timedelta(seconds=10)
+    assert hub.buffer.device(cuff.address).clock_offset_s == 0.0
