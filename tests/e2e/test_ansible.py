@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -37,8 +38,13 @@ def _play(tmp_path, *extra):
             "-e",
             f"tecsa_hub_venv={sys.prefix}",
             "-e",
-            '{"tecsa_hub_install": false, "tecsa_hub_manage_user": false,'
-            ' "tecsa_hub_manage_systemd": false}',
+            json.dumps(
+                {
+                    "tecsa_hub_install": False,
+                    "tecsa_hub_manage_user": False,
+                    "tecsa_hub_manage_systemd": False,
+                }
+            ),
             *extra,
         ],
         capture_output=True,
