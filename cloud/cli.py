@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cloud.config import CloudSettings, load_cloud_settings
 from cloud.db import cli as db_cli
 from cloud.errors import CloudError
+from cloud.ingest.cli import ingest_command, replay_command
 from wire.errors import WireError
 from wire.keys import fingerprint, load_private_key, save_private_key, save_public_key
 
@@ -34,6 +35,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_cli.db_app, name="db")
 app.add_typer(db_cli.hubs_app, name="hubs")
+app.command("ingest")(ingest_command)
+app.command("replay")(replay_command)
 
 
 def _settings() -> CloudSettings:

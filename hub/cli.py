@@ -12,15 +12,22 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from hub.ble import cli as ble_cli
 from hub.buffer import cli as buffer_cli
-from hub.config import DEFAULT_CONFIG, HubSettings, load_hub_settings
+from hub.config import (
+    DEFAULT_CONFIG,
+    EXCHANGE_KEY_FILE,
+    IDENTITY_KEY_FILE,
+    HubSettings,
+    load_hub_settings,
+)
 from hub.daemon import DaemonOptions, serve
 from hub.errors import HubError
 from hub.logging import configure_logging
+from hub.uplink import cli as uplink_cli
 from wire.errors import WireError
 from wire.keys import fingerprint, load_private_key, save_private_key, save_public_key
 
-IDENTITY_KEY = "identity.ed25519.pem"
-EXCHANGE_KEY = "exchange.x25519.pem"
+IDENTITY_KEY = IDENTITY_KEY_FILE
+EXCHANGE_KEY = EXCHANGE_KEY_FILE
 
 app = typer.Typer(
     name="tecsa-hub",
@@ -43,6 +50,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(ble_cli.app, name="ble")
 app.add_typer(buffer_cli.buffer_app, name="buffer")
 app.add_typer(buffer_cli.devices_app, name="devices")
+app.add_typer(uplink_cli.uplink_app, name="uplink")
 
 ConfigOption = Annotated[
     Path | None,
@@ -143,7 +151,7 @@ def run(
         help="With --virtual-devices: one device measures every this many seconds.",
     ),
 ) -> None:
-    """Run the hub daemon: BLE central and buffer (more components join as they are built).
+    """Run the hub daemon: BLE central, buffer and uplink to the cloud.
 
     Runs until SIGTERM or Ctrl-C, then finishes what it holds and closes the buffer cleanly.
     Logs are JSON lines on stderr unless stderr is a terminal.

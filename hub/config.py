@@ -32,6 +32,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+IDENTITY_KEY_FILE = "identity.ed25519.pem"
+EXCHANGE_KEY_FILE = "exchange.x25519.pem"
+
+
 class IdentitySettings(_Section):
     """Who this hub is and where its keys live (generated on the hub, never leaving it)."""
 
@@ -65,6 +69,7 @@ class BufferSettings(_Section):
 class UplinkSettings(_Section):
     """MQTT link to the cloud."""
 
+    enabled: bool = True
     broker_url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
     password: SecretStr | None = None

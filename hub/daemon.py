@@ -17,10 +17,14 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from hub import __version__
 from hub.ble.central import Backends, Central
 from hub.ble.errors import BleError
 from hub.ble.profiles import default_profiles_dir, load_profiles
 from hub.buffer import Buffer, BufferConfig
+from hub.config import IDENTITY_KEY_FILE
+from hub.uplink import UplinkConfig, UplinkKeys, UplinkService
+from wire.errors import WireError
 
 if TYPE_CHECKING:
     from hub.config import HubSettings
@@ -79,6 +83,9 @@ async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.E
                             )
                         )
                     )
+            uplink = _build_uplink(settings, buffer)
+            if uplink is not None:
+                tasks.append(asyncio.create_task(uplink.run()))
             if settings.ble.enabled:
                 central = Central(
                     profiles=profiles, buffer=buffer, settings=settings.ble, backends=backends
@@ -93,10 +100,38 @@ async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.E
             )
             await stop.wait()
             log.info("hub_stopping")
+            if uplink is not None:
+                uplink.request_stop()
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         buffer.close()
         log.info("hub_stopped")
+
+
+def _build_uplink(settings: HubSettings, buffer: Buffer) -> UplinkService | None:
+    """The uplink, or None (logged) when it is disabled or its keys are missing.
+
+    A hub without its keys keeps collecting: readings wait in the buffer until a technician
+    fixes the keys (`tecsa-hub keys init`, the cloud's public keys in /etc/tecsa-hub).
+    """
+    log = structlog.get_logger("hub.uplink")
+    if not settings.uplink.enabled:
+        log.warning("uplink_disabled", reason="uplink.enabled is false")
+        return None
+    identity = settings.identity
+    try:
+        keys = UplinkKeys.from_files(
+            hub_identity=identity.key_dir / IDENTITY_KEY_FILE,
+            cloud_ingest=identity.cloud_ingest_key,
+            cloud_signing=identity.cloud_signing_key,
+        )
+    except WireError as exc:
+        log.error(
+            "uplink_disabled", reason=str(exc), fix="tecsa-hub keys init; install the cloud keys"
+        )
+        return None
+    config = UplinkConfig.from_settings(identity.hub_id, settings.uplink, version=__version__)
+    return UplinkService(config, buffer, keys)
 
 
 async def _keep_ble_running(central: Central, stop: asyncio.Event) -> None:
@@ -105,7 +140,7 @@ async def _keep_ble_running(central: Central, stop: asyncio.Event) -> None:
         try:
             await central.run(stop)
         except BleError as exc:
-            log.error("ble_unavailable", error=str(exc), retry_in_s=BLE_RETRY_S)  # noqa: TRY400 - an expected state, not a bug
+            log.error("ble_unavailable", error=str(exc), retry_in_s=BLE_RETRY_S)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), BLE_RETRY_S)
 

@@ -7,12 +7,15 @@ Layout (big-endian), the same framing as a sealed batch but with a clear body:
     body   blen     UTF-8 JSON object (`Ack`)
     sig    64 bytes Ed25519 by the cloud signing key over magic..body
 
-A hub verifies the signature with the cloud signing key it was provisioned with, and that the ack
-names the hub itself and a batch it sent; a forged or misdirected ack never makes it drop data.
+A hub verifies the signature with the cloud signing key it was provisioned with, that the ack
+names the hub itself, and that `payload_sha256` is the digest of the bytes it sent for that batch
+(`Ack.answers`): a forged, misdirected or tampered-copy ack never makes it drop or stop
+sending data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -82,6 +85,10 @@ class Ack(BaseModel):
     acked_at: AwareDatetime
     key: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
     """Key id of the cloud signing key."""
+    payload_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    """SHA-256 of the exact payload the cloud judged. A hub honours an ack only for the bytes
+    it sent: anyone able to publish a tampered copy of a hub's batch must not be able to make
+    the cloud's "rejected" answer to that copy stop the hub from resending the genuine one."""
 
     @field_validator("hub_id")
     @classmethod
@@ -90,6 +97,10 @@ class Ack(BaseModel):
             return validate_hub_id(value)
         except WireError as exc:
             raise ValueError(str(exc)) from None
+
+    def answers(self, payload: bytes) -> bool:
+        """True when this ack is about exactly `payload` (the sealed bytes the hub sent)."""
+        return hashlib.sha256(payload).hexdigest() == self.payload_sha256
 
     @property
     def delivered(self) -> bool:

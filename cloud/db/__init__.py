@@ -19,7 +19,15 @@ from cloud.db.errors import (
     UnknownHub,
 )
 from cloud.db.hubs import Hub, add_hub, get_hub, list_hubs, revoke_hub
-from cloud.db.loader import KindCounts, StoreResult, quarantine_batch, reject_batch, store_batch
+from cloud.db.loader import (
+    DecidedBatch,
+    KindCounts,
+    StoreResult,
+    find_batch,
+    quarantine_batch,
+    reject_batch,
+    store_batch,
+)
 from cloud.db.partitions import ensure_partitions, ensure_partitions_around, list_partitions
 from cloud.db.schema import check_schema, migrations, schema_status, upgrade
 
@@ -28,6 +36,7 @@ __all__ = [
     "DatabaseConflict",
     "DatabaseError",
     "DatabaseUnavailable",
+    "DecidedBatch",
     "Hub",
     "HubExists",
     "HubRegistryError",
@@ -43,6 +52,7 @@ __all__ = [
     "connect",
     "ensure_partitions",
     "ensure_partitions_around",
+    "find_batch",
     "get_hub",
     "list_hubs",
     "list_partitions",

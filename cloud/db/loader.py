@@ -179,6 +179,42 @@ def quarantine_batch(
     return int(row[0])
 
 
+@dataclass(frozen=True, slots=True)
+class DecidedBatch:
+    """A batch the cloud decided on before: stored, or rejected with a reason."""
+
+    batch_id: UUID
+    hub_id: str
+    seq: int
+    status: Literal["stored", "rejected"]
+    reason: str | None
+    items: int
+    """Items the header announced, over all kinds."""
+
+
+def find_batch(conn: psycopg.Connection[Any], batch_id: UUID) -> DecidedBatch | None:
+    """The decision recorded for `batch_id`, or None: the ingestor's cheap duplicate check.
+
+    One primary-key lookup; it sees only committed batches (a batch being stored right now by
+    another ingestor is not found, and `store_batch` sorts that race out).
+    """
+    with translated():
+        row = conn.execute(
+            """
+            SELECT batch_id, hub_id, seq, status, reason,
+                count_readings + count_medical_records + count_triage_results
+                    + count_audit_events
+            FROM batches WHERE batch_id = %s
+            """,
+            (batch_id,),
+        ).fetchone()
+    if row is None:
+        return None
+    return DecidedBatch(
+        batch_id=row[0], hub_id=row[1], seq=row[2], status=row[3], reason=row[4], items=row[5]
+    )
+
+
 # -- private ----------------------------------------------------------------------------------
 
 _CLAIM = """

@@ -229,7 +229,7 @@ class Central:
         except HubBufferError as exc:
             self._retry_later(address, loop)
             self.stats.session_failures += 1
-            log.error("ble_session_buffer_error", error=str(exc))  # noqa: TRY400 - a known failure, not a bug
+            log.error("ble_session_buffer_error", error=str(exc))
         except asyncio.CancelledError:
             raise
         except Exception:  # one device's bug never stops the central
@@ -545,7 +545,7 @@ class Central:
                 break
             except BufferFull as exc:
                 # Keep what we hold (the device already handed it over) and wait for space.
-                log.error("ble_buffer_full", held=len(items), error=str(exc))  # noqa: TRY400 - expected condition
+                log.error("ble_buffer_full", held=len(items), error=str(exc))
                 await asyncio.sleep(_FULL_RETRY_S)
         for c, result in zip(converted, results, strict=True):
             seq = c.reading.device_seq

@@ -5,6 +5,8 @@ Construct with `Buffer.open(BufferConfig(path=...))`; `close()` it on shutdown. 
 
 from hub.buffer.config import BufferConfig
 from hub.buffer.errors import (
+    BatchConflict,
+    BatchNotSealed,
     BufferBusy,
     BufferClosed,
     BufferCorrupt,
@@ -25,20 +27,30 @@ from hub.buffer.errors import (
 from hub.buffer.schema import SCHEMA_VERSION
 from hub.buffer.store import Buffer, SyncWrites
 from hub.buffer.values import (
+    AckOutcome,
+    AckResult,
     BondState,
     Device,
     Encounter,
     InsertResult,
     KindCount,
     NewReading,
+    OutboxBatch,
+    OutboxState,
     PatientMatch,
     PendingReading,
     Priority,
     Stats,
+    UplinkState,
+    UplinkStatus,
 )
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AckOutcome",
+    "AckResult",
+    "BatchConflict",
+    "BatchNotSealed",
     "BondState",
     "Buffer",
     "BufferBusy",
@@ -59,6 +71,8 @@ __all__ = [
     "KindCount",
     "NewReading",
     "NotABuffer",
+    "OutboxBatch",
+    "OutboxState",
     "PatientMatch",
     "PendingReading",
     "Priority",
@@ -68,4 +82,6 @@ __all__ = [
     "SyncWrites",
     "UnknownDevice",
     "UnknownEncounter",
+    "UplinkState",
+    "UplinkStatus",
 ]

@@ -112,6 +112,14 @@ class EncounterAlreadyEnded(EncounterError):
     """The encounter was ended already; an ended encounter is never reopened or moved."""
 
 
+class BatchConflict(HubBufferError):
+    """A batch named readings that are delivered or in another batch already; nothing recorded."""
+
+
+class BatchNotSealed(HubBufferError):
+    """The sealing function given to `record_batch` failed; nothing was recorded."""
+
+
 class UnknownDevice(HubBufferError):
     """No device with this address is registered; call `device_seen` first."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -11,9 +12,13 @@ from hub.buffer.values import (
     Device,
     Encounter,
     KindCount,
+    OutboxBatch,
+    OutboxState,
     PatientMatch,
     PendingReading,
     Stats,
+    UplinkState,
+    UplinkStatus,
     from_db_time,
     to_db_time,
 )
@@ -24,6 +29,17 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 META_MAX_UNSENT_BYTES = "max_unsent_bytes"
+META_OUTBOX_NEXT_SEQ = "outbox_next_seq"
+"""The next envelope sequence number; only ever grows, so a seq is never reused."""
+META_LAST_ACK = "uplink_last_ack"
+"""JSON {"at", "status", "batch_id"} of the last verified ack the uplink recorded."""
+META_UPLINK_STATE = "uplink_state"
+"""JSON of the running uplink's `UplinkState` (breaker, connection, last error)."""
+
+_OUTBOX_COLUMNS = (
+    "batch_id, seq, priority, created_at, sealed, readings, state, attempts, last_sent_at,"
+    " acked_at, ack_status, ack_reason"
+)
 
 _DEVICE_COLUMNS = (
     "address, profile, name, bond_state, last_racp_seq, clock_offset_s, battery_pct,"
@@ -207,4 +223,100 @@ def _encounter(row: tuple[Any, ...]) -> Encounter:
         patient_id=patient,
         started_at=from_db_time(started),
         ended_at=None if ended is None else from_db_time(ended),
+    )
+
+
+def outbox_in_flight(conn: sqlite3.Connection, *, after_seq: int, limit: int) -> list[OutboxBatch]:
+    """Up to `limit` in-flight batches with seq above `after_seq`, oldest first (keyset paging)."""
+    rows = conn.execute(
+        f"SELECT {_OUTBOX_COLUMNS} FROM outbox INDEXED BY outbox_in_flight"  # noqa: S608 - constant column list
+        " WHERE state = 'in_flight' AND seq > ? ORDER BY seq LIMIT ?",
+        (after_seq, limit),
+    ).fetchall()
+    return [_outbox(r) for r in rows]
+
+
+def outbox_batch(conn: sqlite3.Connection, batch_id: UUID) -> OutboxBatch | None:
+    """The outbox row of `batch_id`, if any."""
+    row = conn.execute(
+        f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE batch_id = ?",  # noqa: S608 - constant column list
+        (str(batch_id),),
+    ).fetchone()
+    return _outbox(row) if row is not None else None
+
+
+def next_outbox_seq(conn: sqlite3.Connection) -> int:
+    """The sequence number the next recorded batch gets."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (META_OUTBOX_NEXT_SEQ,)).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def uplink_state(conn: sqlite3.Connection) -> UplinkState | None:
+    """The state the running uplink last recorded, if any uplink ever ran on this file."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (META_UPLINK_STATE,)).fetchone()
+    if row is None:
+        return None
+    data = json.loads(row[0])
+    error_at = data.get("last_error_at")
+    return UplinkState(
+        breaker=str(data["breaker"]),
+        connected=bool(data["connected"]),
+        updated_at=from_db_time(data["updated_at"]),
+        last_error=data.get("last_error"),
+        last_error_at=from_db_time(error_at) if error_at else None,
+    )
+
+
+def uplink_status(conn: sqlite3.Connection) -> UplinkStatus:
+    """Backlog, outbox and the uplink's last recorded state (a scan of a covering index)."""
+    unsent, oldest = conn.execute(
+        "SELECT count(*), min(received_at) FROM readings INDEXED BY readings_state"
+        " WHERE delivered_at IS NULL"
+    ).fetchone()
+    (waiting,) = conn.execute(
+        "SELECT count(*) FROM readings INDEXED BY readings_pending"
+        " WHERE delivered_at IS NULL AND batch_id IS NULL"
+    ).fetchone()
+    by_state = {
+        state: (n, items)
+        for state, n, items in conn.execute(
+            "SELECT state, count(*), coalesce(sum(readings), 0) FROM outbox GROUP BY state"
+        )
+    }
+    last = conn.execute("SELECT value FROM meta WHERE key = ?", (META_LAST_ACK,)).fetchone()
+    last_ack = json.loads(last[0]) if last is not None else {}
+    in_flight = by_state.get(OutboxState.IN_FLIGHT.value, (0, 0))
+    rejected = by_state.get(OutboxState.REJECTED.value, (0, 0))
+    return UplinkStatus(
+        unsent=unsent,
+        waiting=waiting,
+        oldest_unsent_received_at=from_db_time(oldest) if oldest is not None else None,
+        in_flight_batches=in_flight[0],
+        in_flight_readings=in_flight[1],
+        rejected_batches=rejected[0],
+        rejected_readings=rejected[1],
+        acked_batches=by_state.get(OutboxState.ACKED.value, (0, 0))[0],
+        next_seq=next_outbox_seq(conn),
+        last_ack_at=from_db_time(last_ack["at"]) if "at" in last_ack else None,
+        last_ack_status=last_ack.get("status"),
+        last_ack_batch_id=last_ack.get("batch_id"),
+        state=uplink_state(conn),
+    )
+
+
+def _outbox(row: tuple[Any, ...]) -> OutboxBatch:
+    batch_id, seq, priority, created, sealed, n, state, attempts, sent, acked, status, reason = row
+    return OutboxBatch(
+        batch_id=UUID(batch_id),
+        seq=seq,
+        priority=priority,
+        created_at=from_db_time(created),
+        sealed=bytes(sealed) if sealed is not None else None,
+        readings=n,
+        state=OutboxState(state),
+        attempts=attempts,
+        last_sent_at=from_db_time(sent) if sent is not None else None,
+        acked_at=from_db_time(acked) if acked is not None else None,
+        ack_status=status,
+        ack_reason=reason,
     )

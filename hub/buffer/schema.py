@@ -103,7 +103,39 @@ _V1 = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+_V2 = (
+    # The uplink's outbox: one row per sealed batch, recorded in the same transaction that assigns
+    # its readings, so after a crash either the batch exists with its rows or neither does.
+    # `sealed` holds the exact bytes sent: a republished batch must be byte-identical (the cloud's
+    # archive is write-once per batch_id). It is dropped once the cloud acknowledged the batch.
+    # `seq` is the per-hub monotonic sequence of the envelope header (docs/wire.md section 3.1),
+    # allocated from `meta` (`outbox_next_seq`) so it is never reused, even after pruning.
+    """
+    CREATE TABLE outbox (
+        seq          INTEGER PRIMARY KEY CHECK (seq >= 0),
+        batch_id     TEXT    NOT NULL UNIQUE,
+        priority     INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 9),
+        created_at   TEXT    NOT NULL,
+        sealed       BLOB,
+        readings     INTEGER NOT NULL CHECK (readings >= 0),
+        state        TEXT    NOT NULL DEFAULT 'in_flight'
+                             CHECK (state IN ('in_flight', 'acked', 'rejected')),
+        attempts     INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        last_sent_at TEXT,
+        acked_at     TEXT,
+        ack_status   TEXT CHECK (ack_status IN ('stored', 'duplicate', 'rejected')),
+        ack_reason   TEXT,
+        CHECK (state <> 'in_flight' OR sealed IS NOT NULL),
+        CHECK ((state = 'in_flight') = (ack_status IS NULL))
+    )
+    """,
+    # What the uplink republishes after a restart, oldest first; small (bounded by the window).
+    "CREATE INDEX outbox_in_flight ON outbox (seq) WHERE state = 'in_flight'",
+    "CREATE INDEX outbox_rejected ON outbox (seq) WHERE state = 'rejected'",
+    "CREATE INDEX outbox_acked ON outbox (acked_at) WHERE state = 'acked'",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 """Migration N (1-based) takes a file from `user_version` N-1 to N."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import sqlite3
 import threading
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast
@@ -14,6 +15,8 @@ import structlog
 from hub.buffer import queries
 from hub.buffer.capacity import hours_left
 from hub.buffer.errors import (
+    BatchConflict,
+    BatchNotSealed,
     BufferClosed,
     EncounterAlreadyEnded,
     EncounterOverlap,
@@ -26,21 +29,27 @@ from hub.buffer.errors import (
 from hub.buffer.schema import open_reader, open_writer
 from hub.buffer.values import (
     MAX_DEDUPE_KEY,
+    AckOutcome,
+    AckResult,
     BondState,
     Device,
     Encounter,
     InsertResult,
     NewReading,
+    OutboxBatch,
+    OutboxState,
     PatientMatch,
     PendingReading,
     Priority,
     Stats,
+    UplinkState,
+    UplinkStatus,
     to_db_time,
 )
 from hub.buffer.writer import CallOp, InsertOp, Row, Writer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from datetime import datetime
     from types import TracebackType
     from typing import Concatenate
@@ -157,6 +166,8 @@ class Buffer:
         total = 0
         while n := await self._call_async(_prune_chunk(cutoff)):
             total += n
+        while await self._call_async(_prune_outbox_chunk(cutoff)):
+            pass
         return total
 
     def unsent_page(
@@ -181,6 +192,66 @@ class Buffer:
     def batch_rows(self, batch_id: UUID) -> list[PendingReading]:
         """The readings of a batch still waiting for the cloud's ack (to resend after a restart)."""
         return self._read("reading a batch", queries.batch_rows, batch_id)
+
+    # --- the uplink's outbox -------------------------------------------------------------------
+
+    async def record_batch(
+        self,
+        *,
+        batch_id: UUID,
+        priority: int,
+        created_at: datetime,
+        readings: Sequence[PendingReading],
+        seal: Callable[[int], bytes],
+    ) -> OutboxBatch:
+        """Seal, record and assign a batch in ONE transaction: after a crash, all of it or nothing.
+
+        `seal(seq)` runs on the writer thread inside the transaction with the batch's new
+        sequence number (never reused) and returns the sealed bytes to record. Raises
+        `BatchConflict` if a reading is delivered or in another batch, `BatchNotSealed` if
+        `seal` raised; nothing is recorded then.
+        """
+        return await self._call_async(_record_batch(batch_id, priority, created_at, readings, seal))
+
+    async def mark_sent(self, batch_id: UUID, *, at: datetime) -> None:
+        """Count one more publication of an in-flight batch and remember when it was."""
+        await self._call_async(_mark_sent(batch_id, at))
+
+    async def ack_batch(
+        self,
+        batch_id: UUID,
+        *,
+        seq: int,
+        status: str,
+        reason: str | None,
+        at: datetime,
+    ) -> AckResult:
+        """Record the cloud's verified ack of a batch; returns what it changed.
+
+        `stored`/`duplicate` deliver its readings, `rejected` stops it for good (rows kept);
+        repeated, unknown or mismatched acks change nothing.
+        """
+        if status not in {"stored", "duplicate", "rejected"}:
+            raise ValueError(f"unknown ack status {status!r}")
+        return await self._call_async(_ack_batch(batch_id, seq, status, reason, at))
+
+    async def record_uplink_state(self, state: UplinkState) -> None:
+        """Persist the uplink's breaker state and last error for `tecsa-hub uplink status`."""
+        await self._call_async(_record_uplink_state(state))
+
+    def in_flight_batches(self, *, after_seq: int = -1, limit: int = 16) -> list[OutboxBatch]:
+        """Up to `limit` batches still waiting for an ack, oldest first, after `after_seq`."""
+        return self._read(
+            "listing batches in flight", queries.outbox_in_flight, after_seq=after_seq, limit=limit
+        )
+
+    def outbox_batch(self, batch_id: UUID) -> OutboxBatch | None:
+        """The outbox record of `batch_id`, if any."""
+        return self._read("reading a batch", queries.outbox_batch, batch_id)
+
+    def uplink_status(self) -> UplinkStatus:
+        """Backlog, outbox counts, last ack and the uplink's recorded state (scans an index)."""
+        return self._read("reading the uplink status", queries.uplink_status)
 
     # --- devices and encounters ---------------------------------------------------------------
 
@@ -503,6 +574,161 @@ def _prune_chunk(cutoff: str) -> Callable[[sqlite3.Connection], tuple[int, int]]
             (cutoff, PRUNE_CHUNK),
         )
         return cur.rowcount, 0
+
+    return run
+
+
+def _prune_outbox_chunk(cutoff: str) -> Callable[[sqlite3.Connection], tuple[int, int]]:
+    def run(conn: sqlite3.Connection) -> tuple[int, int]:
+        cur = conn.execute(
+            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox INDEXED BY outbox_acked"
+            " WHERE state = 'acked' AND acked_at < ? LIMIT ?)",
+            (cutoff, PRUNE_CHUNK),
+        )
+        return cur.rowcount, 0
+
+    return run
+
+
+def _record_batch(
+    batch_id: UUID,
+    priority: int,
+    created_at: datetime,
+    readings: Sequence[PendingReading],
+    seal: Callable[[int], bytes],
+) -> Callable[[sqlite3.Connection], tuple[OutboxBatch, int]]:
+    bid = str(batch_id)
+    created = to_db_time(created_at)
+    seqs = json.dumps([r.seq for r in readings])
+
+    def run(conn: sqlite3.Connection) -> tuple[OutboxBatch, int]:
+        seq = queries.next_outbox_seq(conn)
+        try:
+            sealed = seal(seq)
+        except Exception as exc:
+            raise BatchNotSealed(f"sealing batch {bid} failed: {exc!r}") from exc
+        conn.execute(
+            "INSERT INTO outbox (seq, batch_id, priority, created_at, sealed, readings)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (seq, bid, priority, created, sealed, len(readings)),
+        )
+        # One statement, so the GIL is released once for the whole batch (see writer.py).
+        taken = conn.execute(
+            "UPDATE readings SET batch_id = ?"
+            " WHERE seq IN (SELECT value FROM json_each(?))"
+            " AND batch_id IS NULL AND delivered_at IS NULL",
+            (bid, seqs),
+        ).rowcount
+        if taken != len(readings):
+            raise BatchConflict(
+                f"batch {bid}: only {taken} of {len(readings)} readings were still unsent and"
+                " unbatched; nothing recorded"
+            )
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (queries.META_OUTBOX_NEXT_SEQ, str(seq + 1)),
+        )
+        batch = OutboxBatch(
+            batch_id=batch_id,
+            seq=seq,
+            priority=priority,
+            created_at=created_at,
+            sealed=sealed,
+            readings=len(readings),
+            state=OutboxState.IN_FLIGHT,
+            attempts=0,
+            last_sent_at=None,
+            acked_at=None,
+            ack_status=None,
+            ack_reason=None,
+        )
+        return batch, 0
+
+    return run
+
+
+def _mark_sent(batch_id: UUID, at: datetime) -> Callable[[sqlite3.Connection], tuple[None, int]]:
+    stamp = to_db_time(at)
+
+    def run(conn: sqlite3.Connection) -> tuple[None, int]:
+        conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_sent_at = ?"
+            " WHERE batch_id = ? AND state = 'in_flight'",
+            (stamp, str(batch_id)),
+        )
+        return None, 0
+
+    return run
+
+
+def _ack_batch(
+    batch_id: UUID, seq: int, status: str, reason: str | None, at: datetime
+) -> Callable[[sqlite3.Connection], tuple[AckResult, int]]:
+    bid = str(batch_id)
+    stamp = to_db_time(at)
+
+    def run(conn: sqlite3.Connection) -> tuple[AckResult, int]:
+        row = conn.execute("SELECT seq, state FROM outbox WHERE batch_id = ?", (bid,)).fetchone()
+        if row is None:
+            return AckResult(AckOutcome.UNKNOWN_BATCH), 0
+        if row[0] != seq:
+            return AckResult(AckOutcome.SEQ_MISMATCH), 0
+        if row[1] != OutboxState.IN_FLIGHT:
+            return AckResult(AckOutcome.ALREADY_FINAL), 0
+        last_ack = json.dumps({"at": stamp, "status": status, "batch_id": bid})
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (queries.META_LAST_ACK, last_ack),
+        )
+        if status == "rejected":
+            # The sealed bytes stay for review (the cloud quarantined the same bytes).
+            conn.execute(
+                "UPDATE outbox SET state = 'rejected', acked_at = ?, ack_status = ?,"
+                " ack_reason = ? WHERE batch_id = ?",
+                (stamp, status, reason, bid),
+            )
+            return AckResult(AckOutcome.REJECTED), 0
+        n, nbytes = conn.execute(
+            "SELECT count(*), coalesce(sum(nbytes), 0) FROM readings"
+            " WHERE batch_id = ? AND delivered_at IS NULL",
+            (bid,),
+        ).fetchone()
+        conn.execute(
+            "UPDATE readings SET delivered_at = ? WHERE batch_id = ? AND delivered_at IS NULL",
+            (stamp, bid),
+        )
+        conn.execute(
+            "UPDATE outbox SET state = 'acked', acked_at = ?, ack_status = ?, ack_reason = ?,"
+            " sealed = NULL WHERE batch_id = ?",
+            (stamp, status, reason, bid),
+        )
+        return AckResult(AckOutcome.DELIVERED, n), -nbytes
+
+    return run
+
+
+def _record_uplink_state(state: UplinkState) -> Callable[[sqlite3.Connection], tuple[None, int]]:
+    value = json.dumps(
+        {
+            "breaker": state.breaker,
+            "connected": state.connected,
+            "updated_at": to_db_time(state.updated_at),
+            "last_error": state.last_error,
+            "last_error_at": (
+                to_db_time(state.last_error_at) if state.last_error_at is not None else None
+            ),
+        }
+    )
+
+    def run(conn: sqlite3.Connection) -> tuple[None, int]:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (queries.META_UPLINK_STATE, value),
+        )
+        return None, 0
 
     return run
 

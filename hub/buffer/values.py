@@ -147,3 +147,91 @@ def to_db_time(value: datetime) -> str:
 def from_db_time(text: str) -> datetime:
     """The aware UTC datetime written by `to_db_time`."""
     return datetime.fromisoformat(text)
+
+
+class OutboxState(StrEnum):
+    """Where a batch in the uplink's outbox stands."""
+
+    IN_FLIGHT = "in_flight"
+    """Sealed and recorded; published (or about to be) and waiting for the cloud's ack."""
+    ACKED = "acked"
+    """The cloud stored it (`stored` or `duplicate`): its readings are delivered."""
+    REJECTED = "rejected"
+    """The cloud quarantined it: never resent; its readings stay, flagged, for review."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBatch:
+    """A sealed batch as recorded in the outbox."""
+
+    batch_id: UUID
+    seq: int
+    """The per-hub monotonic sequence number in the envelope header."""
+    priority: int
+    created_at: datetime
+    sealed: bytes | None
+    """The exact bytes published, republished unchanged; None once acked (dropped to save room)."""
+    readings: int
+    state: OutboxState
+    attempts: int
+    last_sent_at: datetime | None
+    acked_at: datetime | None
+    ack_status: str | None
+    ack_reason: str | None
+
+
+class AckOutcome(StrEnum):
+    """What recording a verified ack did."""
+
+    DELIVERED = "delivered"
+    """The batch was in flight; its readings are now delivered."""
+    REJECTED = "rejected"
+    """The batch was in flight; it is now rejected and will not be resent."""
+    ALREADY_FINAL = "already_final"
+    """The batch was acked or rejected before (a repeated ack); nothing changed."""
+    UNKNOWN_BATCH = "unknown_batch"
+    """No batch with this id is in the outbox; nothing changed."""
+    SEQ_MISMATCH = "seq_mismatch"
+    """The ack names our batch id with another sequence number; nothing changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class AckResult:
+    """The outcome of `Buffer.ack_batch` and how many readings it marked delivered."""
+
+    outcome: AckOutcome
+    delivered: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkState:
+    """What the running uplink reports for read-only tools (persisted in `meta`)."""
+
+    breaker: str
+    """`closed`, `open` or `half_open`."""
+    connected: bool
+    updated_at: datetime
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkStatus:
+    """A snapshot of the uplink's side of the buffer, for `tecsa-hub uplink status` and metrics."""
+
+    unsent: int
+    """Readings the cloud has not acknowledged (waiting, in flight or in rejected batches)."""
+    waiting: int
+    """Unsent readings not yet in any batch."""
+    oldest_unsent_received_at: datetime | None
+    in_flight_batches: int
+    in_flight_readings: int
+    rejected_batches: int
+    rejected_readings: int
+    acked_batches: int
+    next_seq: int
+    last_ack_at: datetime | None
+    last_ack_status: str | None
+    last_ack_batch_id: str | None
+    state: UplinkState | None
+    """None until an uplink has run against this file."""

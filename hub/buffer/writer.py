@@ -231,7 +231,7 @@ class Writer:
                 outcomes += self._insert([op])
             return outcomes
         except sqlite3.Error as exc:
-            log.error("buffer_insert_failed", writes=len(accepted), error=str(exc))  # noqa: TRY400 - the error is handed to every caller
+            log.error("buffer_insert_failed", writes=len(accepted), error=str(exc))
             return outcomes + [(op, _caused(translate(exc, "storing"), exc)) for op in accepted]
         stored_bytes = 0
         claimed: set[str] = set()
@@ -300,7 +300,7 @@ class Writer:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
-            log.error("buffer_write_failed", writes=len(ops), error=str(exc))  # noqa: TRY400 - the error is handed to every caller
+            log.error("buffer_write_failed", writes=len(ops), error=str(exc))
             return [(op, _caused(translate(exc, "writing to the buffer"), exc)) for op in ops]
         self.unsent_bytes += delta
         return outcomes

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from datetime import UTC, datetime
 
 import pytest
@@ -27,6 +28,7 @@ def _ack(**kw):
         "counts": AckCounts(inserted=500, duplicate=0),
         "acked_at": NOW,
         "key": key_id(CLOUD),
+        "payload_sha256": hashlib.sha256(b"sealed").hexdigest(),
     }
     return Ack(**(base | kw))
 
@@ -76,3 +78,9 @@ def test_bad_bytes_are_typed_errors(mutate, error):
 def test_any_bytes_raise_only_wire_errors(data):
     with contextlib.suppress(WireError):
         verify_ack(data, cloud_key=CLOUD.public_key(), hub_id="hub-1")
+
+
+def test_an_ack_answers_only_the_exact_bytes_it_judged():
+    ack = _ack(status=AckStatus.REJECTED, reason="signature does not verify")
+    assert ack.answers(b"sealed")
+    assert not ack.answers(b"sealed but tampered")

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from buffer_testkit import T0, new
 
-from hub.buffer import Buffer, Priority, store
+from hub.buffer import SCHEMA_VERSION, Buffer, Priority, store
 
 BATCH = UUID("019de28d-3c00-7000-8000-000000000001")
 OTHER = UUID("019de28d-3c00-7000-8000-000000000002")
@@ -152,5 +152,5 @@ async def test_stats_counts_by_kind_and_oldest_unsent(buffer: Buffer, make_readi
     assert stats.by_kind[readings[0].kind].total - stats.by_kind[readings[0].kind].unsent == 1
     assert stats.oldest_unsent_received_at == readings[1].received_at
     assert stats.file_bytes > 0
-    assert stats.schema_version == 1
+    assert stats.schema_version == SCHEMA_VERSION
     assert stats.at_capacity is False
