@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-demo: $(STAMP)  ## run the whole system on embedded defaults
-	$(BIN)/tecsa-demo
+DEMO_ARGS ?= --for 30s
+
+demo: $(STAMP)  ## run the whole system on embedded defaults for 30 s, then check nothing was lost
+	$(BIN)/tecsa-demo $(DEMO_ARGS)
 
 test: $(STAMP)  ## run the test suite (needs PostgreSQL and Mosquitto on 127.0.0.1; .ci/run starts them)
 	@$(BIN)/pytest; rc=$$?; \

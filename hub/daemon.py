@@ -42,6 +42,8 @@ class DaemonOptions:
     simulate_every_s: float | None = None
     """With virtual devices: one of them measures every this many seconds; None: they stay idle."""
     seed: int = 1
+    devices_stop: asyncio.Event | None = None
+    """Set it to stop the simulated measurements while the hub keeps running (the demo drains)."""
 
 
 def buffer_config(settings: HubSettings) -> BufferConfig:
@@ -79,7 +81,10 @@ async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.E
                     tasks.append(
                         asyncio.create_task(
                             simulate(
-                                devices, stop=stop, interval_s=options.simulate_every_s, rng=rng
+                                devices,
+                                stop=options.devices_stop or stop,
+                                interval_s=options.simulate_every_s,
+                                rng=rng,
                             )
                         )
                     )
@@ -100,6 +105,8 @@ async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.E
             )
             await stop.wait()
             log.info("hub_stopping")
+            if options.devices_stop is not None:
+                options.devices_stop.set()
             if uplink is not None:
                 uplink.request_stop()
             await asyncio.gather(*tasks, return_exceptions=True)

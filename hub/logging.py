@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 
-def configure_logging(*, level: str = "INFO", json: bool | None = None) -> None:
-    """Configure structlog once per process; `json=None` picks JSON unless stderr is a TTY."""
-    as_json = not sys.stderr.isatty() if json is None else json
+def configure_logging(
+    *, level: str = "INFO", json: bool | None = None, stream: TextIO | None = None
+) -> None:
+    """Configure structlog once per process, to `stream` (stderr by default).
+
+    `json=None` picks JSON lines unless the stream is a terminal.
+    """
+    out = sys.stderr if stream is None else stream
+    as_json = not out.isatty() if json is None else json
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
@@ -23,6 +30,6 @@ def configure_logging(*, level: str = "INFO", json: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )

@@ -75,6 +75,6 @@ def test_cloud_refuses_placeholder_secret_with_its_name():
 
 
 def test_demo_seals_opens_and_refuses_a_forgery():
-    result = _run("tecsa-demo", "--readings", "200")
+    result = _run("tecsa-demo", "wire", "--readings", "200")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "captured=200 stored=200 forged_refused=True" in result.stdout
