@@ -21,6 +21,7 @@ from hub.config import (
 )
 from hub.daemon import DaemonOptions, serve
 from hub.errors import HubError
+from hub.inference import cli as triage_cli
 from hub.logging import configure_logging
 from hub.uplink import cli as uplink_cli
 from wire.errors import WireError
@@ -51,6 +52,7 @@ app.add_typer(ble_cli.app, name="ble")
 app.add_typer(buffer_cli.buffer_app, name="buffer")
 app.add_typer(buffer_cli.devices_app, name="devices")
 app.add_typer(uplink_cli.uplink_app, name="uplink")
+app.add_typer(triage_cli.triage_app, name="triage")
 
 ConfigOption = Annotated[
     Path | None,

@@ -1,0 +1,1 @@
+"""On-site triage: NEWS2 and, to come, a quantized model; the higher band wins."""
