@@ -67,13 +67,18 @@ def public_pem(key: PublicKey | PrivateKey) -> bytes:
 
 def save_private_key(key: PrivateKey, path: Path, *, overwrite: bool = False) -> None:
     """Write `key` to `path` as PEM, created with mode 0600 and fsynced; never replaces silently."""
+    save_private_key_pem(private_pem(key), path, overwrite=overwrite)
+
+
+def save_private_key_pem(pem: bytes, path: Path, *, overwrite: bool = False) -> None:
+    """Write private-key PEM bytes to `path` (mode 0600, fsynced); never replaces silently."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(tmp, flags, 0o600)
     try:
         os.fchmod(fd, 0o600)  # the umask cannot widen it, but an existing tmp file could be wider
-        os.write(fd, private_pem(key))
+        os.write(fd, pem)
         os.fsync(fd)
     finally:
         os.close(fd)

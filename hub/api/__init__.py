@@ -1,0 +1,1 @@
+"""The phones' local API: FastAPI over TLS with the hub's own certificate, tokens from the cloud."""

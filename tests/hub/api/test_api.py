@@ -1,0 +1,125 @@
+"""The phones' API in process (FastAPI's test client): auth, errors and limits."""
+
+from __future__ import annotations
+
+import stat
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+
+from hub.api.app import ApiContext, BodyLimit, HubStatus, create_app
+from hub.api.tls import ensure_certificate
+from wire.tokens import Role, issue
+
+CLOUD = Ed25519PrivateKey.from_private_bytes(bytes(range(129, 161)))
+OTHER = Ed25519PrivateKey.from_private_bytes(bytes(range(161, 193)))
+NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+
+def _token(role=Role.AGENT, key=CLOUD, now=NOW, jti="t1"):
+    return issue(
+        key, agent_id="agent-17", role=role, now=now, lifetime=timedelta(hours=8), token_id=jti
+    )
+
+
+@pytest.fixture
+def client():
+    ctx = ApiContext(
+        hub_id="hub-api-01",
+        cloud_signing_key=CLOUD.public_key(),
+        revoked=lambda: {"revoked-1"},
+        status=lambda: HubStatus(backlog=12, at_capacity=False, capacity_hours_left=96.5),
+        now=lambda: NOW + timedelta(hours=1),
+        max_body=1024,
+    )
+    return TestClient(create_app(ctx))
+
+
+def _auth(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_hub_info_for_a_valid_token(client):
+    response = client.get("/api/v1/hub", headers=_auth(_token()))
+    assert response.status_code == 200
+    assert response.json() == {
+        "hub_id": "hub-api-01",
+        "api_version": "1",
+        "hub_time": "2026-11-28T10:00:00Z",
+        "agent_id": "agent-17",
+        "role": "agent",
+        "backlog": 12,
+        "at_capacity": False,
+        "capacity_hours_left": 96.5,
+    }
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        ({}, "TokenInvalid"),
+        ({"Authorization": "Basic abc"}, "TokenInvalid"),
+        (_auth("not.a.token"), "TokenInvalid"),
+        (_auth(_token(key=OTHER)), "TokenInvalid"),
+        (_auth(_token(now=NOW - timedelta(days=1))), "TokenExpired"),
+        (_auth(_token(jti="revoked-1")), "TokenRevoked"),
+    ],
+)
+def test_bad_tokens_are_401_with_the_reason(client, headers, error):
+    response = client.get("/api/v1/hub", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == error
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_oversized_bodies_are_413_before_reading(client):
+    response = client.post("/api/v1/hub", headers=_auth(_token()), content=b"x" * 5000)
+    assert response.status_code == 413
+    assert response.json()["error"] == "TooLarge"
+
+
+def test_a_streamed_body_without_length_is_cut_at_the_limit():
+    async def reads_everything(_scope, receive, send):
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(len(body)).encode()})
+
+    client = TestClient(BodyLimit(reads_everything, max_body=1024))
+
+    def chunks(n):
+        for _ in range(n):
+            yield b"y" * 500
+
+    assert client.post("/", content=chunks(2)).text == "1000"
+    over = client.post("/", content=chunks(10))
+    assert over.status_code == 413
+    assert over.json()["error"] == "TooLarge"
+
+
+def test_unknown_paths_and_methods_are_json_errors_not_500(client):
+    assert client.get("/api/v1/nope", headers=_auth(_token())).status_code == 404
+    assert client.post("/api/v1/hub", headers=_auth(_token()), content=b"{}").status_code == 405
+
+
+def test_openapi_is_published_under_v1(client):
+    spec = client.get("/api/v1/openapi.json").json()
+    assert "/api/v1/hub" in spec["paths"]
+
+
+def test_certificate_is_made_once_with_a_pinned_fingerprint(tmp_path):
+    first = ensure_certificate(tmp_path, hub_id="hub-api-01", now=NOW, addresses=("127.0.0.1",))
+    again = ensure_certificate(tmp_path, hub_id="hub-api-01", now=NOW + timedelta(days=1))
+    assert first == again
+    assert len(first.fingerprint) == 64
+    assert stat.S_IMODE(first.key_path.stat().st_mode) == 0o600
+    cert = x509.load_pem_x509_certificate(first.cert_path.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "hub-api-01.local" in names.get_values_for_type(x509.DNSName)
