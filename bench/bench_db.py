@@ -3,9 +3,12 @@
     make bench            # or: .venv/bin/python -m bench db
 
 Loads BATCHES batches of BATCH mixed vitals readings with `cloud.db.store_batch` (claim, partition
-check, COPY into a temporary table, INSERT ... ON CONFLICT DO NOTHING, batch bookkeeping, one
-commit per batch) into a fresh database, then the same rows with a plain COPY straight into the
-same partitioned `readings` table, one commit per batch: the ratio is what idempotency costs.
+check, COPY straight into `readings` in a savepoint, batch bookkeeping, one commit per batch) into
+a fresh database; then EXACT batches whose last reading was stored before, which take the exact
+path (the COPY fails on the primary key at its end, the savepoint is rolled back, COPY into a
+temporary table, INSERT ... ON CONFLICT DO NOTHING); then the same rows with a plain COPY straight
+into the same partitioned `readings` table, one commit per batch: the ratio is what idempotency
+costs.
 Needs PostgreSQL on 127.0.0.1:5432 (or TECSA_BENCH_PG, a libpq conninfo of a maintenance db).
 """
 
@@ -25,12 +28,13 @@ from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from cloud.db import add_hub, connect, ensure_partitions_around, store_batch, upgrade
-from wire import Compression, Counts, Header, Priority, Reading
+from wire import Body, Compression, Counts, Header, Priority, Reading
 from wire.keys import key_id
 from wire.samples import sample_batch_id, sample_body
 
 BATCH = 500
 BATCHES = 200
+EXACT = 50
 HUB_ID = "hub-bench-01"
 ADMIN = os.environ.get("TECSA_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 _RAW_TYPES = [
@@ -83,6 +87,19 @@ def _run(url: str) -> None:
         for header, body in batches[:50]:
             store_batch(conn, header, body, s3_key="x", received_at=now)
         duplicate_s = (time.perf_counter() - again) / 50
+        exact = []
+        for i in range(EXACT):
+            t = now + timedelta(seconds=20 * (BATCHES + i))
+            fresh = sample_body(BATCH - 1, rng, t).readings
+            body = Body(readings=(*fresh, batches[i][1].readings[-1]))
+            exact.append((_header(sample_batch_id(rng, t), BATCHES + i, hub_key, t), body))
+        conn.execute("CHECKPOINT")
+        start = time.perf_counter()
+        for header, body in exact:
+            result = store_batch(conn, header, body, s3_key="x", received_at=now)
+            if result.readings.duplicate != 1:
+                raise RuntimeError(f"expected 1 duplicate reading, got {result.readings}")
+        exact_rate = EXACT * BATCH / (time.perf_counter() - start)
 
         conn.execute("TRUNCATE readings")
         conn.execute("CHECKPOINT")
@@ -100,6 +117,11 @@ def _run(url: str) -> None:
         f"store_batch   {store_rate:>10,.0f} rows/s   "
         f"({statistics.median(per_batch) * 1000:.1f} ms median per batch, "
         f"p95 {sorted(per_batch)[int(0.95 * len(per_batch))] * 1000:.1f} ms)"
+    )
+    print(
+        f"  exact path  {exact_rate:>10,.0f} rows/s   "
+        "(batches with 1 reading of 500 stored before: savepoint rolled back, staging + "
+        "ON CONFLICT)"
     )
     print(
         f"raw COPY      {raw_rate:>10,.0f} rows/s   "

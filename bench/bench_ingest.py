@@ -5,9 +5,12 @@
 A hub (this process) publishes BATCHES sealed batches of BATCH readings to a Mosquitto of the
 bench's own, keeping WINDOW batches unacked at most, as the uplink does; the real ingestor
 (`python -m cloud.ingest`, one or two processes on one shared subscription) verifies, archives
-to a moto S3 server (in this process), stores into a fresh PostgreSQL database and acks. Timed:
-first publish to last ack. Then the same rows are COPYed straight into the same table, the
-bound that idempotency, sealing, S3 and MQTT are measured against. Needs PostgreSQL on
+to a moto S3 server (a process of its own), stores into a fresh PostgreSQL database and acks.
+Timed: first publish to last ack; sealing is done before. Every process runs on this machine,
+so the CPU seconds each group of processes used in that window are printed too (ingestors,
+PostgreSQL, moto, Mosquitto, the publishing bench): what the ingestor costs, and what only
+competes with it here. Then the same rows are COPYed straight into the same table, the bound
+that idempotency, sealing, S3 and MQTT are measured against. Needs PostgreSQL on
 127.0.0.1:5432 (or TECSA_BENCH_PG) and /usr/sbin/mosquitto (or TECSA_BENCH_MOSQUITTO).
 """
 
@@ -33,10 +36,10 @@ from typing import TYPE_CHECKING, Self
 
 import aiomqtt
 import boto3
+import psutil
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from moto.server import ThreadedMotoServer
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
@@ -69,8 +72,13 @@ def main() -> None:
     with psycopg.connect(ADMIN, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
     try:
-        with tempfile.TemporaryDirectory() as tmp, _moto() as s3, _mosquitto(Path(tmp)) as mqtt:
-            _run(make_conninfo(ADMIN, dbname=name), s3, mqtt, Path(tmp))
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            _moto() as (s3, moto_pid),
+            _mosquitto(Path(tmp)) as (mqtt, mqtt_pid),
+        ):
+            others = {"moto": [moto_pid], "mosquitto": [mqtt_pid], "bench": [os.getpid()]}
+            _run(make_conninfo(ADMIN, dbname=name), s3, mqtt, Path(tmp), others)
     finally:
         with psycopg.connect(ADMIN, autocommit=True) as admin:
             admin.execute(
@@ -78,7 +86,7 @@ def main() -> None:
             )
 
 
-def _run(url: str, s3: str, mqtt_port: int, tmp: Path) -> None:
+def _run(url: str, s3: str, mqtt_port: int, tmp: Path, others: dict[str, list[int]]) -> None:
     upgrade(url)
     ingest_key = X25519PrivateKey.generate()
     signing_key = Ed25519PrivateKey.generate()
@@ -95,7 +103,8 @@ def _run(url: str, s3: str, mqtt_port: int, tmp: Path) -> None:
 
     rng = random.Random(20261128)
     print(f"{BATCHES} batches x {BATCH} readings from {HUBS} hubs, window {WINDOW} unacked,")
-    print("local Mosquitto, moto S3 (in the bench process), local PostgreSQL")
+    print("local Mosquitto, moto S3 server (own process), local PostgreSQL, all on this machine")
+    print(f"({os.cpu_count()} CPUs; CPU s per 100k readings by process group while timed)")
     all_bodies: list[Body] = []
     for ingestors in (1, 2):
         sealed, bodies = _seal(hubs, ingest_key, rng, now)
@@ -103,9 +112,10 @@ def _run(url: str, s3: str, mqtt_port: int, tmp: Path) -> None:
         procs = [_start(env, tmp, i) for i in range(ingestors)]
         try:
             rss = _RssSampler([p.pid for p in procs])
+            cpu = _CpuMeter({"ingest": [p.pid for p in procs], **others})
             with rss:
                 seconds, idle_rss = asyncio.run(
-                    _drive(mqtt_port, sealed, signing_key, rss, warmup=sealed[:HUBS])
+                    _drive(mqtt_port, sealed, signing_key, rss, cpu, warmup=sealed[:HUBS])
                 )
         finally:
             for p in procs:
@@ -118,6 +128,9 @@ def _run(url: str, s3: str, mqtt_port: int, tmp: Path) -> None:
             f"{ingestors} ingestor{'s' if ingestors > 1 else ' '}  {rate:>10,.0f} readings/s "
             f"end to end ({seconds:.1f} s)   RSS MB idle [{idle}] peak under load [{peak}]"
         )
+        per_100k = 100_000 / (BATCHES * BATCH)
+        used = "  ".join(f"{k} {v * per_100k:.2f}" for k, v in cpu.used.items())
+        print(f"             CPU s/100k readings: {used}")
         last_rate = rate
     raw_rate = _raw_copy(url, all_bodies[-BATCHES:])
     print(
@@ -161,6 +174,7 @@ async def _drive(
     sealed: list[tuple[str, object, bytes]],
     signing_key: Ed25519PrivateKey,
     rss: _RssSampler,
+    cpu: _CpuMeter,
     *,
     warmup: list[tuple[str, object, bytes]],
 ) -> tuple[float, list[float]]:
@@ -197,9 +211,11 @@ async def _drive(
                 await c.publish(batch_topic(hub_id), data, qos=1)
                 await asyncio.wait_for(acked[batch_id].wait(), 120)
 
+        cpu.start()
         start = time.perf_counter()
         await asyncio.gather(*(one(*s) for s in sealed[len(warmup) :]))
         seconds = time.perf_counter() - start
+        cpu.stop()
         collector.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await collector
@@ -240,6 +256,45 @@ def _raw_copy(url: str, bodies: list[Body]) -> float:
                         )
                     )  # fmt: skip
         return len(bodies) * BATCH / (time.perf_counter() - start)
+
+
+class _CpuMeter:
+    """CPU seconds (user + system) used by groups of processes between start() and stop().
+
+    Every PostgreSQL process counts (the backends of this bench and anything else running);
+    "other" is the rest of the machine's busy time meanwhile (anything else running here).
+    """
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self._groups = {"ingest": groups.pop("ingest"), "postgres": [], **groups}
+        self._before: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        out = {}
+        for name, pids in self._groups.items():
+            procs = (
+                [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+                if name == "postgres"
+                else [psutil.Process(pid) for pid in pids]
+            )
+            total = 0.0
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    t = proc.cpu_times()
+                    total += t.user + t.system
+            out[name] = total
+        machine = psutil.cpu_times()
+        busy = machine.user + machine.system + machine.nice + getattr(machine, "softirq", 0.0)
+        out["other"] = busy - sum(out.values())
+        return out
+
+    def start(self) -> None:
+        self._before = self._now()
+
+    def stop(self) -> None:
+        after = self._now()
+        self.used = {k: max(0.0, after[k] - self._before.get(k, 0.0)) for k in after}
 
 
 class _RssSampler:
@@ -315,22 +370,45 @@ def _start(env: dict[str, str], tmp: Path, n: int) -> subprocess.Popen[bytes]:
     )
 
 
-@contextlib.contextmanager
-def _moto() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@contextlib.contextmanager
-def _mosquitto(tmp: Path) -> Iterator[int]:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        else:
+            return
+
+
+@contextlib.contextmanager
+def _moto() -> Iterator[tuple[str, int]]:
+    """A moto S3 server in a process of its own: it must not share the publisher's GIL."""
+    port = _free_port()
+    proc = subprocess.Popen(  # noqa: S603 - moto's own server module, in this interpreter
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port)
+        yield f"http://127.0.0.1:{port}", proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def _mosquitto(tmp: Path) -> Iterator[tuple[int, int]]:
+    port = _free_port()
     conf = tmp / "mosquitto.conf"
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n",
@@ -340,16 +418,8 @@ def _mosquitto(tmp: Path) -> Iterator[int]:
         [MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        yield port
+        _wait_port(port)
+        yield port, proc.pid
     finally:
         proc.kill()
         proc.wait()

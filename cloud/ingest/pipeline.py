@@ -177,8 +177,61 @@ def process_message(
     Raises a `CloudError` (retryable or not) when the batch could not be decided: nothing was
     acked or quarantined then, and the same bytes may simply be processed again later.
     `failpoint` is called with "after_archive" and "after_store" (tests crash the process there).
+    The same as `prepare_message` followed by `Prepared.commit`.
     """
-    return _Run(ports, cloud_keys, limits, failpoint, payload, received_at).go(topic)
+    prepared = prepare_message(
+        topic,
+        payload,
+        received_at,
+        ports=ports,
+        cloud_keys=cloud_keys,
+        limits=limits,
+        failpoint=failpoint,
+    )
+    return prepared if isinstance(prepared, Outcome) else prepared.commit()
+
+
+def prepare_message(
+    topic: str,
+    payload: bytes,
+    received_at: datetime,
+    *,
+    ports: IngestPorts,
+    cloud_keys: X25519PrivateKey | Mapping[str, X25519PrivateKey],
+    limits: Limits = DEFAULT_LIMITS,
+    failpoint: Callable[[str], None] = no_failpoint,
+) -> Outcome | Prepared:
+    """Steps 1-7: the outcome when decided without storing, else the archived, opened batch.
+
+    A `Prepared` batch is authentic, valid and archived; `Prepared.commit` performs steps 8-9.
+    The ingestor overlaps the two halves of consecutive batches (opening and archiving batch n+1
+    while batch n is being stored); each batch's own steps still run in order. Raises as
+    `process_message` does.
+    """
+    return _Run(ports, cloud_keys, limits, failpoint, payload, received_at).prepare(topic)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An authentic, valid batch whose sealed bytes are archived: what is left is storing it."""
+
+    header: Header
+    body: Body
+    s3_key: str
+    _run: _Run
+
+    @property
+    def size(self) -> int:
+        """The sealed payload's length in bytes."""
+        return len(self._run.data)
+
+    def commit(self) -> Outcome:
+        """Store the batch (one committed transaction) and tell what to answer.
+
+        Raises a `CloudError` when it could not be decided (nothing acked); may be called again
+        then: every step is idempotent.
+        """
+        return self._run.commit(self.header, self.body, self.s3_key)
 
 
 @dataclass(slots=True)
@@ -190,7 +243,7 @@ class _Run:
     data: bytes
     received_at: datetime
 
-    def go(self, topic: str) -> Outcome:
+    def prepare(self, topic: str) -> Outcome | Prepared:
         routed = self._route(topic)
         if isinstance(routed, Outcome):
             return routed
@@ -214,7 +267,7 @@ class _Run:
             )
         except WireError as exc:
             return self._reject(header, str(exc))
-        return self._store(opened.header, opened.body)
+        return self._archive(opened.header, opened.body)
 
     def _route(self, topic: str) -> tuple[str, Header] | Outcome:
         """The topic's hub and the (untrusted) header naming it, or the refusal."""
@@ -249,7 +302,7 @@ class _Run:
             return self._refuse(hub_id, header, f"hub {hub_id} is revoked")
         return hub
 
-    def _store(self, header: Header, body: Body) -> Outcome:
+    def _archive(self, header: Header, body: Body) -> Outcome | Prepared:
         try:
             s3_key = self.ports.archive(header.hub_id, header.batch_id, self.data)
         except ArchiveConflict as exc:
@@ -257,6 +310,9 @@ class _Run:
             # sent (the contract forbids it). Keep the batch id undecided for the operator.
             return self._refuse(header.hub_id, header, str(exc))
         self.failpoint("after_archive")
+        return Prepared(header, body, s3_key, self)
+
+    def commit(self, header: Header, body: Body, s3_key: str) -> Outcome:
         try:
             result = self.ports.store(
                 header, body, s3_key=s3_key, received_at=self.received_at, size=len(self.data)

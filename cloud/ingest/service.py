@@ -1,13 +1,19 @@
-"""The ingestor's I/O shell: MQTT in (aiomqtt), the pipeline in a worker thread, signed acks out.
+"""The ingestor's I/O shell: MQTT in (aiomqtt), the pipeline in worker threads, signed acks out.
 
-One message at a time per ingestor: take it, decide it (`pipeline.process_message`, whose
-database and S3 calls block, so it runs in a thread), then publish the signed ack, QoS 1. Run
-N ingestors on one shared subscription to go faster. A transient failure is retried for a
-while, then left to the hub, which sends the same bytes again until it gets an ack.
+Two stages, each in a worker thread (the database and S3 calls block), joined by a small
+bounded queue: the first takes a message and prepares it (`pipeline.prepare_message`: verify,
+open, archive to S3), the second stores it (`Prepared.commit`, one committed transaction) and
+then publishes the signed ack, QoS 1. So batch n+1 is opened and archived while batch n is in
+PostgreSQL, yet every batch's own steps run in order (archived, then committed, then acked)
+and acks go out in the order the messages were taken. At most `depth` prepared batches wait
+between the stages. Run N ingestors on one shared subscription to go further. A transient
+failure is retried for a while, then left to the hub, which sends the same bytes again until
+it gets an ack.
 
 Shutdown (the `stop` event, set on SIGTERM/SIGINT by the composition root): no new message is
-taken; the one in hand is finished, and acked only if it was committed; then the subscription
-is dropped so that the share group routes to the other ingestors.
+taken; the ones in hand (at most `depth` + 2) are finished, each acked only if it was
+committed; then the subscription is dropped so that the share group routes to the other
+ingestors. A lost broker connection abandons the ones in hand unacked (the hubs resend them).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -31,7 +37,14 @@ from cloud.db.errors import (
     SchemaError,
 )
 from cloud.errors import CloudError, ConfigError, RetryableCloudError
-from cloud.ingest.pipeline import Outcome, Reply, Verdict, no_failpoint, process_message
+from cloud.ingest.pipeline import (
+    Outcome,
+    Prepared,
+    Reply,
+    Verdict,
+    no_failpoint,
+    prepare_message,
+)
 from cloud.storage.errors import StorageError, StorageUnavailable
 from wire.acks import sign_ack
 from wire.envelope import DEFAULT_LIMITS, Limits
@@ -48,6 +61,7 @@ if TYPE_CHECKING:
     from cloud.ingest.pipeline import IngestPorts
 
 log = structlog.get_logger("cloud.ingest")
+_T = TypeVar("_T")
 
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 30.0
@@ -56,6 +70,8 @@ RETRY_FOR_S = 10.0
 MAX_QUEUED = 1000
 """Messages held in memory, taken from the broker but not yet processed; beyond, dropped (the
 hubs send them again): memory stays bounded whatever the backlog."""
+PIPELINE_DEPTH = 2
+"""Prepared batches (opened and archived) waiting for the storing stage, at most."""
 MQTT_TIMEOUT_S = 10.0
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
@@ -107,6 +123,7 @@ class Ingestor:
         retry_for: float = RETRY_FOR_S,
         max_queued: int = MAX_QUEUED,
         clock: Callable[[], datetime] = _utcnow,
+        depth: int = PIPELINE_DEPTH,
     ) -> None:
         self._broker = broker
         self._ports = ports
@@ -122,6 +139,7 @@ class Ingestor:
         self._retry_for = retry_for
         self._max_queued = max_queued
         self._clock = clock
+        self._depth = max(1, depth)
         self.subscribed = asyncio.Event()
         """Set while subscribed (tests and the demo wait on it)."""
         self._warned: set[tuple[str, str | None]] = set()
@@ -170,6 +188,22 @@ class Ingestor:
         self.metrics.connected.set(1)
         self.subscribed.set()
         log.info("ingest_subscribed", filter=self.filter, broker=self._broker.host)
+        ready: asyncio.Queue[_Taken | None] = asyncio.Queue(maxsize=self._depth)
+        try:
+            async with asyncio.TaskGroup() as stages:
+                stages.create_task(self._take_and_prepare(client, stop, ready))
+                stages.create_task(self._store_and_ack(client, ready))
+        except* aiomqtt.MqttError as lost:  # the batches in hand are abandoned unacked
+            raise _first(lost) from None
+        try:  # let the share group route to the other ingestors at once
+            await client.unsubscribe(self.filter, timeout=2)
+        except aiomqtt.MqttError:
+            log.debug("unsubscribe_failed")
+
+    async def _take_and_prepare(
+        self, client: aiomqtt.Client, stop: asyncio.Event, ready: asyncio.Queue[_Taken | None]
+    ) -> None:
+        """Stage 1: take messages until `stop`, prepare each, queue it for stage 2, in order."""
         messages = client.messages
         stopping = asyncio.ensure_future(stop.wait())
         try:
@@ -179,47 +213,53 @@ class Ingestor:
                 if not taking.done():
                     taking.cancel()
                     break
-                await self._handle(client, taking.result(), stop)
+                await ready.put(await self._prepare(taking.result(), stop))
         finally:
             stopping.cancel()
-        try:  # let the share group route to the other ingestors at once
-            await client.unsubscribe(self.filter, timeout=2)
-        except aiomqtt.MqttError:
-            log.debug("unsubscribe_failed")
+        await ready.put(None)  # stage 2 finishes what is queued, then ends
 
-    async def _handle(
-        self, client: aiomqtt.Client, message: aiomqtt.Message, stop: asyncio.Event
-    ) -> None:
+    async def _prepare(self, message: aiomqtt.Message, stop: asyncio.Event) -> _Taken:
         start = time.perf_counter()
         received_at = self._clock()
         payload = message.payload
         data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
-        outcome = await self._decide(message.topic.value, data, received_at, stop)
-        if outcome is not None:
-            self.metrics.count(outcome)
-            self._log(outcome)
-            if outcome.reply is not None:
-                await self._publish(client, outcome.reply, data)
-        self.metrics.processing_seconds.observe(time.perf_counter() - start)
+        topic = message.topic.value
 
-    async def _decide(
-        self, topic: str, data: bytes, received_at: datetime, stop: asyncio.Event
-    ) -> Outcome | None:
-        """The outcome, or None when the message stays undecided (the hub will resend it)."""
+        def prepare() -> Outcome | Prepared:
+            return prepare_message(
+                topic,
+                data,
+                received_at,
+                ports=self._ports,
+                cloud_keys=self._cloud_keys,
+                limits=self._limits,
+                failpoint=self._failpoint,
+            )
+
+        return _Taken(topic, data, start, await self._attempt(prepare, topic, stop), stop)
+
+    async def _store_and_ack(
+        self, client: aiomqtt.Client, ready: asyncio.Queue[_Taken | None]
+    ) -> None:
+        """Stage 2: store each prepared batch (committed), then publish its ack; in order."""
+        while (taken := await ready.get()) is not None:
+            outcome = taken.decided
+            if isinstance(outcome, Prepared):
+                outcome = await self._attempt(outcome.commit, taken.topic, taken.stop)
+            if outcome is not None:
+                self.metrics.count(outcome)
+                self._log(outcome)
+                if outcome.reply is not None:
+                    await self._publish(client, outcome.reply, taken.data)
+            self.metrics.processing_seconds.observe(time.perf_counter() - taken.start)
+
+    async def _attempt(self, step: Callable[[], _T], topic: str, stop: asyncio.Event) -> _T | None:
+        """`step()` in a worker thread; None when the message stays undecided (hub resends)."""
         deadline = time.monotonic() + self._retry_for
         delay = 0.1
         while True:
             try:
-                return await asyncio.to_thread(
-                    process_message,
-                    topic,
-                    data,
-                    received_at,
-                    ports=self._ports,
-                    cloud_keys=self._cloud_keys,
-                    limits=self._limits,
-                    failpoint=self._failpoint,
-                )
+                return await asyncio.to_thread(step)
             except RetryableCloudError as exc:
                 self.metrics.errors.labels(error_kind(exc)).inc()
                 if stop.is_set() or time.monotonic() + delay > deadline:
@@ -263,6 +303,24 @@ class Ingestor:
         level = log.debug if key in self._warned else log.warning
         self._warned.add(key)
         level("batch_refused", verdict=outcome.verdict.value, reason=outcome.reason, **fields)
+
+
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    """A message taken from the broker, as it goes from stage 1 to stage 2."""
+
+    topic: str
+    data: bytes
+    start: float
+    decided: Outcome | Prepared | None
+    """Decided already (refused, duplicate...), prepared for storing, or left undecided."""
+    stop: asyncio.Event
+
+
+def _first(group: BaseExceptionGroup[aiomqtt.MqttError]) -> aiomqtt.MqttError:
+    """The first broker error of a (possibly nested) exception group."""
+    first = group.exceptions[0]
+    return first if isinstance(first, aiomqtt.MqttError) else _first(first)
 
 
 def error_kind(exc: CloudError) -> str:

@@ -51,7 +51,14 @@ class Archive:
             aws_access_key_id=_secret(settings.access_key_id),
             aws_secret_access_key=_secret(settings.secret_access_key),
             config=Config(
-                connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}
+                connect_timeout=5,
+                read_timeout=30,
+                retries={"max_attempts": 3, "mode": "standard"},
+                # The put carries Content-MD5 (and our own SHA-256 in the metadata): no CRC32
+                # over every body on top, nor on every read.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                tcp_keepalive=True,
             ),
         )
         return cls(client, settings.bucket)

@@ -28,6 +28,7 @@ from cloud.db import (
     StoreResult,
     UnknownHub,
     connect,
+    loader,
     quarantine_batch,
     reject_batch,
     store_batch,
@@ -397,3 +398,71 @@ def test_storing_into_a_database_without_the_schema_says_to_upgrade(empty_db, hu
     header = header_for(body, hub_id=HUB_ID, hub_key=hub_key, batch_id=sample_batch_id(rng, NOW))
     with connect(empty_db) as c, pytest.raises(SchemaError, match="db upgrade"):
         store_batch(c, header, body, s3_key="k", received_at=RECEIVED)
+
+
+@pytest.fixture
+def staged(monkeypatch):
+    """Readings that went through the staging path (COPY into a temporary table, INSERT)."""
+    calls: list[str] = []
+    real = loader._load
+
+    def spy(conn, table, rows, params):
+        if table.name == "tecsa_load_readings":
+            calls.append(table.name)
+        return real(conn, table, rows, params)
+
+    monkeypatch.setattr(loader, "_load", spy)
+    return calls
+
+
+@pytest.mark.usefixtures("hub")
+def test_new_readings_are_copied_straight_in_and_one_seen_before_takes_the_exact_path(
+    conn, hub_key, staged
+):
+    rng = random.Random(11)
+    first = sample_body(300, rng, NOW)
+    first_header, result = _store(conn, first, hub_key, rng)
+    assert result.readings == KindCounts(inserted=300)
+    assert staged == []  # the fast path: one COPY into readings, no staging
+    assert stored_readings(conn, batch_id=first_header.batch_id) == sorted(
+        first.readings, key=lambda r: r.id
+    )
+    # A batch of new readings whose very last one was stored before: the COPY fails on the
+    # primary key at its end, the savepoint rolls it back, and the staging path counts exactly.
+    fresh = sample_body(199, rng, NOW + timedelta(minutes=1)).readings
+    second = Body(readings=(*fresh, first.readings[-1]))
+    second_header, result = _store(conn, second, hub_key, rng, seq=2)
+    assert staged == ["tecsa_load_readings"]
+    assert result.status == "stored"
+    assert result.readings == KindCounts(inserted=199, duplicate=1)
+    assert count(conn, "readings") == 499
+    assert stored_readings(conn, batch_id=second_header.batch_id) == sorted(
+        fresh, key=lambda r: r.id
+    )
+    row = conn.execute(
+        "SELECT status, readings_inserted, readings_duplicate FROM batches WHERE batch_id = %s",
+        (second_header.batch_id,),
+    ).fetchone()
+    assert row == ("stored", 199, 1)
+
+
+@pytest.mark.usefixtures("hub")
+def test_a_reading_held_by_another_transaction_is_waited_for_then_counted(db, conn, hub_key):
+    rng = random.Random(12)
+    first = sample_body(20, rng, NOW)
+    _store(conn, first, hub_key, rng)
+    shared = first.readings[0]
+    second = Body(readings=(*sample_body(30, rng, NOW).readings, shared))
+    with connect(db) as other:
+        other.execute("BEGIN")
+        other.execute("DELETE FROM readings WHERE id = %s", (shared.id,))  # locks the row
+        done: dict[str, object] = {}
+        worker = threading.Thread(
+            target=lambda: done.update(result=_store(conn, second, hub_key, rng, seq=2)[1])
+        )
+        worker.start()
+        wait_for_waiter(other)
+        other.execute("ROLLBACK")  # the reading stays stored: the COPY must not double it
+        worker.join(10)
+    assert done["result"].readings == KindCounts(inserted=30, duplicate=1)
+    assert count(conn, "readings") == 50

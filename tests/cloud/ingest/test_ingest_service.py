@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 
 import pytest
@@ -21,7 +22,7 @@ from ingest_support import (
     unique_hub,
 )
 
-from cloud.db import connect, revoke_hub
+from cloud.db import DatabaseUnavailable, connect, revoke_hub
 from cloud.storage.keys import raw_key
 from wire.acks import AckStatus
 
@@ -219,6 +220,97 @@ async def test_stopping_finishes_the_batch_in_hand_and_takes_no_more(
         assert not ingestor.subscribed.is_set()
         assert hub.acks_for(second.batch_id) == []
         assert readings_as_rows(db) == expected_rows([first])
+
+
+class _OverlapPorts:
+    """Real ports; the first `store` waits for the test, and every archived batch is noted."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.storing = threading.Event()
+        self.release = threading.Event()
+        self.archived: list = []
+        self.archived_changed = threading.Condition()
+        self.fail_store: dict = {}
+        self._first = True
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def archive(self, hub_id, batch_id, data):
+        key = self.inner.archive(hub_id, batch_id, data)
+        with self.archived_changed:
+            self.archived.append(batch_id)
+            self.archived_changed.notify_all()
+        return key
+
+    def wait_archived(self, batch_id) -> bool:
+        with self.archived_changed:
+            return self.archived_changed.wait_for(lambda: batch_id in self.archived, 10)
+
+    def store(self, header, *args, **kwargs):
+        if self._first:
+            self._first = False
+            self.storing.set()
+            assert self.release.wait(10)
+        if header.batch_id in self.fail_store:
+            raise self.fail_store[header.batch_id]
+        return self.inner.store(header, *args, **kwargs)
+
+
+async def test_the_next_batch_is_archived_while_one_is_stored_and_acks_keep_their_order(
+    mosquitto, db, s3_endpoint, s3_bucket, maker
+):
+    first, second, third = maker.make(20), maker.make(10), maker.make(5)
+    async with (
+        TestHub(mosquitto.url, maker.hub_id) as hub,
+        running_ingestor(mosquitto.url, db, s3_endpoint, s3_bucket, wrap=_OverlapPorts) as ing,
+    ):
+        gate = ing.ports
+        await hub.publish(first.data)
+        assert await asyncio.to_thread(gate.storing.wait, 10)
+        await hub.publish(second.data)
+        await hub.publish(third.data)
+        # Opened and archived while the first one is still in its transaction...
+        assert await asyncio.to_thread(gate.wait_archived, second.batch_id)
+        assert await asyncio.to_thread(gate.wait_archived, third.batch_id)
+        await asyncio.sleep(0.2)
+        # ... but nothing is acked before its own commit.
+        assert hub.acks == []
+        assert count(db, "SELECT count(*) FROM readings") == 0
+        gate.release.set()
+        await hub.wait_ack(third.batch_id)
+        assert [a.batch_id for a in hub.acks] == [b.batch_id for b in (first, second, third)]
+        assert {a.status for a in hub.acks} == {AckStatus.STORED}
+        assert [a.payload_sha256 for a in hub.acks] == [
+            hashlib.sha256(b.data).hexdigest() for b in (first, second, third)
+        ]
+    assert readings_as_rows(db) == expected_rows([first, second, third])
+
+
+async def test_stopping_finishes_the_batches_in_hand_and_acks_only_what_committed(
+    mosquitto, db, s3_endpoint, s3_bucket, maker
+):
+    first, second, third = maker.make(20), maker.make(10), maker.make(5)
+    async with TestHub(mosquitto.url, maker.hub_id) as hub:
+        async with running_ingestor(
+            mosquitto.url, db, s3_endpoint, s3_bucket, wrap=_OverlapPorts
+        ) as ingestor:
+            gate = ingestor.ports
+            gate.fail_store[second.batch_id] = DatabaseUnavailable("down for the test")
+            await hub.publish(first.data)
+            assert await asyncio.to_thread(gate.storing.wait, 10)
+            await hub.publish(second.data)
+            assert await asyncio.to_thread(gate.wait_archived, second.batch_id)
+            ingestor.stop_event.set()  # SIGTERM: one batch in its transaction, one prepared
+            await hub.publish(third.data)
+            gate.release.set()
+            await hub.wait_ack(first.batch_id)
+        await asyncio.sleep(0.3)
+        assert [(a.batch_id, a.status) for a in hub.acks] == [(first.batch_id, AckStatus.STORED)]
+        assert not ingestor.subscribed.is_set()
+        assert third.batch_id not in gate.archived  # not taken after the stop
+    assert readings_as_rows(db) == expected_rows([first])
 
 
 def _quarantine(db):

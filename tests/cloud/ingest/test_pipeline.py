@@ -8,7 +8,14 @@ import pytest
 from ingest_support import INGEST_KEY, T0, BatchMaker, hub_key
 
 from cloud.db import DatabaseUnavailable, DataRefused, DecidedBatch, Hub, KindCounts, StoreResult
-from cloud.ingest.pipeline import MAX_REASON, QUARANTINE_SAMPLE, Verdict, process_message
+from cloud.ingest.pipeline import (
+    MAX_REASON,
+    QUARANTINE_SAMPLE,
+    Prepared,
+    Verdict,
+    prepare_message,
+    process_message,
+)
 from cloud.storage.errors import ArchiveConflict, StorageUnavailable
 from wire import Limits
 from wire.acks import AckStatus
@@ -114,6 +121,43 @@ def test_a_good_batch_is_archived_then_stored_then_answered(batch):
     assert ack.delivered
     assert ack.answers(batch.data)
     assert ack_topic(ack.hub_id) == f"tecsa/v1/hubs/{HUB}/down/ack"
+
+
+def test_preparing_stops_after_the_archive_and_committing_stores_then_answers(batch):
+    ports, hits = FakePorts(), []
+    ports.calls = hits
+    prepared = prepare_message(
+        batch_topic(HUB), batch.data, NOW, ports=ports, cloud_keys=INGEST_KEY,
+        failpoint=hits.append,
+    )  # fmt: skip
+    assert isinstance(prepared, Prepared)
+    assert hits == ["hub", "decided", "archive", "after_archive"]  # nothing stored, no answer
+    assert (prepared.header.batch_id, prepared.size) == (batch.batch_id, len(batch.data))
+    outcome = prepared.commit()
+    assert hits[4:] == ["store", "after_store"]
+    assert outcome.verdict is Verdict.STORED
+    assert outcome.reply.counts.inserted == 9
+
+
+def test_a_commit_that_failed_transiently_may_be_tried_again(batch):
+    ports = FakePorts()
+    prepared = prepare_message(
+        batch_topic(HUB), batch.data, NOW, ports=ports, cloud_keys=INGEST_KEY
+    )
+    ports.fail["store"] = DatabaseUnavailable("down")
+    with pytest.raises(DatabaseUnavailable):
+        prepared.commit()
+    del ports.fail["store"]
+    assert prepared.commit().verdict is Verdict.STORED
+    assert ports.calls.count("archive") == 1
+    assert "quarantine" not in ports.calls
+
+
+def test_a_batch_decided_without_storing_is_decided_when_prepared(batch):
+    ports = FakePorts(active=False)
+    outcome = prepare_message(batch_topic(HUB), batch.data, NOW, ports=ports, cloud_keys=INGEST_KEY)
+    assert outcome.verdict is Verdict.REJECTED
+    assert "archive" not in ports.calls
 
 
 @pytest.mark.parametrize(
