@@ -47,7 +47,7 @@ def s3_client(endpoint: str):
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="test",
-        aws_secret_access_key="test",  # noqa: S106 - moto's fixed test credentials
+        aws_secret_access_key="test",
     )
 
 

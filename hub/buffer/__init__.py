@@ -41,6 +41,7 @@ from hub.buffer.values import (
     PendingReading,
     Priority,
     Stats,
+    UnsentRow,
     UplinkState,
     UplinkStatus,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "SyncWrites",
     "UnknownDevice",
     "UnknownEncounter",
+    "UnsentRow",
     "UplinkState",
     "UplinkStatus",
 ]

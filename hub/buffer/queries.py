@@ -17,6 +17,7 @@ from hub.buffer.values import (
     PatientMatch,
     PendingReading,
     Stats,
+    UnsentRow,
     UplinkState,
     UplinkStatus,
     from_db_time,
@@ -47,6 +48,33 @@ _DEVICE_COLUMNS = (
 )
 
 
+def _unsent(
+    conn: sqlite3.Connection, columns: str, after: tuple[int, int] | None, limit: int
+) -> list[tuple[Any, ...]]:
+    """Up to `limit` rows neither delivered nor in a batch, in (priority, seq) order after `after`.
+
+    Two index seeks, the rest of this priority then the next ones, each walking the
+    `readings_pending` index in order (no sort): a row value comparison `(priority, seq) > (?, ?)`
+    would seek on priority alone and rescan the skipped rows, and a UNION would copy every row
+    (JSON included) through a sorter.
+    """
+    priority, seq = after if after is not None else (-1, -1)
+    rows: list[tuple[Any, ...]] = conn.execute(
+        f"SELECT {columns} FROM reading_rows INDEXED BY readings_pending"  # noqa: S608 - constant columns
+        " WHERE batch_id IS NULL AND delivered_at IS NULL AND priority = ? AND seq > ?"
+        " ORDER BY seq LIMIT ?",
+        (priority, seq, limit),
+    ).fetchall()
+    if len(rows) < limit:
+        rows += conn.execute(
+            f"SELECT {columns} FROM reading_rows INDEXED BY readings_pending"  # noqa: S608 - constant columns
+            " WHERE batch_id IS NULL AND delivered_at IS NULL AND priority > ?"
+            " ORDER BY priority, seq LIMIT ?",
+            (priority, limit - len(rows)),
+        ).fetchall()
+    return rows
+
+
 def unsent_page(
     conn: sqlite3.Connection, *, after: tuple[int, int] | None, limit: int
 ) -> list[PendingReading]:
@@ -55,68 +83,103 @@ def unsent_page(
     `after` is the (priority, seq) of the last row of the previous page (keyset pagination), so
     no read transaction stays open between pages and memory does not grow with the backlog.
     """
-    priority, seq = after if after is not None else (-1, -1)
-    # Two index seeks, the rest of this priority then the next ones: a row value comparison
-    # `(priority, seq) > (?, ?)` would seek on priority alone and rescan the skipped rows.
-    rows = conn.execute(
-        "SELECT * FROM (SELECT seq, id, priority, json FROM readings INDEXED BY readings_pending"
-        " WHERE delivered_at IS NULL AND batch_id IS NULL AND priority = ?1 AND seq > ?2"
-        " ORDER BY seq LIMIT ?3)"
-        " UNION ALL"
-        " SELECT * FROM (SELECT seq, id, priority, json FROM readings INDEXED BY readings_pending"
-        " WHERE delivered_at IS NULL AND batch_id IS NULL AND priority > ?1"
-        " ORDER BY priority, seq LIMIT ?3)"
-        " ORDER BY 3, 1 LIMIT ?3",
-        (priority, seq, limit),
-    ).fetchall()
+    rows = _unsent(conn, "seq, id, priority, json", after, limit)
     return [PendingReading(seq=r[0], id=UUID(r[1]), priority=r[2], json=r[3]) for r in rows]
+
+
+def unsent_rows(
+    conn: sqlite3.Connection, *, after: tuple[int, int] | None, limit: int
+) -> list[UnsentRow]:
+    """`unsent_page` for the uplink: (seq, priority, json, nbytes) tuples, no id parsed."""
+    return list(map(UnsentRow._make, _unsent(conn, "seq, priority, json, nbytes", after, limit)))
 
 
 def batch_rows(conn: sqlite3.Connection, batch_id: UUID) -> list[PendingReading]:
     """The undelivered readings of `batch_id`, in send order (to resend after a restart)."""
     rows = conn.execute(
-        "SELECT seq, id, priority, json FROM readings"
-        " WHERE batch_id = ? AND delivered_at IS NULL ORDER BY priority, seq",
+        "SELECT r.seq, r.id, r.priority, r.json FROM batches AS b"
+        " JOIN reading_rows AS r ON r.seq BETWEEN b.lo AND b.hi AND r.batch_id = b.batch_id"
+        " WHERE b.batch_id = ? AND b.delivered_at IS NULL AND r.delivered_at IS NULL"
+        " ORDER BY r.priority, r.seq",
         (str(batch_id),),
     ).fetchall()
     return [PendingReading(seq=r[0], id=UUID(r[1]), priority=r[2], json=r[3]) for r in rows]
 
 
+_WAITING = (
+    "SELECT kind, count(*), coalesce(sum(nbytes), 0), min(received_at)"
+    " FROM reading_rows INDEXED BY readings_pending"
+    " WHERE batch_id IS NULL AND delivered_at IS NULL GROUP BY kind"
+)
+"""Rows in no batch, per kind: one scan of the covering pending index."""
+_BATCHED = (
+    "SELECT r.kind, count(*), coalesce(sum(r.nbytes), 0), min(r.received_at)"
+    " FROM batches AS b INDEXED BY batches_waiting"
+    " JOIN reading_rows AS r ON r.seq BETWEEN b.lo AND b.hi AND r.batch_id = b.batch_id"
+    " WHERE b.delivered_at IS NULL AND r.delivered_at IS NULL GROUP BY r.kind"
+)
+"""Rows in batches the cloud has not acknowledged (in flight or rejected), per kind."""
+
+
 def unsent_bytes(conn: sqlite3.Connection) -> int:
     """JSON bytes of the readings the cloud has not acknowledged."""
-    row = conn.execute(
-        "SELECT coalesce(sum(nbytes), 0) FROM readings INDEXED BY readings_state"
-        " WHERE delivered_at IS NULL"
+    (waiting,) = conn.execute(
+        "SELECT coalesce(sum(nbytes), 0) FROM reading_rows INDEXED BY readings_pending"
+        " WHERE batch_id IS NULL AND delivered_at IS NULL"
     ).fetchone()
-    return int(row[0])
+    (batched,) = conn.execute(
+        "SELECT coalesce(sum(nbytes), 0) FROM batches WHERE delivered_at IS NULL"
+    ).fetchone()
+    return int(waiting) + int(batched)
+
+
+def _unsent_by_kind(
+    conn: sqlite3.Connection,
+) -> tuple[dict[str, tuple[int, int, str | None]], int, int]:
+    """{kind: (unsent, unsent bytes, oldest received_at)}, rows in no batch, rows in batches."""
+    out: dict[str, tuple[int, int, str | None]] = {}
+    counts = [0, 0]
+    for i, sql in enumerate((_WAITING, _BATCHED)):
+        for kind, n, nbytes, first in conn.execute(sql):
+            had_n, had_bytes, had_first = out.get(kind, (0, 0, None))
+            oldest = (
+                first
+                if had_first is None or (first is not None and first < had_first)
+                else had_first
+            )
+            out[kind] = (had_n + n, had_bytes + nbytes, oldest)
+            counts[i] += n
+    return out, counts[0], counts[1]
 
 
 def stats(conn: sqlite3.Connection, path: Path) -> Stats:
-    """Counts, backlog and size of the buffer at `path` (one scan of a covering index)."""
+    """Counts, backlog and size of the buffer at `path` (scans the unsent rows' index only)."""
     by_kind: dict[str, KindCount] = {}
     total = unsent = backlog = 0
     oldest: str | None = None
-    for kind, n, n_unsent, n_bytes, first in conn.execute(
-        "SELECT kind, count(*), count(*) FILTER (WHERE delivered_at IS NULL),"
-        " coalesce(sum(nbytes) FILTER (WHERE delivered_at IS NULL), 0),"
-        " min(received_at) FILTER (WHERE delivered_at IS NULL)"
-        " FROM readings INDEXED BY readings_state GROUP BY kind"
-    ):
+    conn.execute("BEGIN")  # one snapshot for the counters and the scans
+    try:
+        unsent_kinds, _waiting, in_flight = _unsent_by_kind(conn)
+        delivered = dict(conn.execute("SELECT kind, n FROM delivered_kinds WHERE n > 0"))
+        cap = conn.execute(
+            "SELECT value FROM meta WHERE key = ?", (META_MAX_UNSENT_BYTES,)
+        ).fetchone()
+        devices = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
+        open_encounters = conn.execute(
+            "SELECT count(*) FROM encounters WHERE ended_at IS NULL"
+        ).fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.execute("COMMIT")
+    for kind in sorted(delivered.keys() | unsent_kinds.keys()):
+        n_unsent, n_bytes, first = unsent_kinds.get(kind, (0, 0, None))
+        n = n_unsent + delivered.get(kind, 0)
         by_kind[kind] = KindCount(total=n, unsent=n_unsent)
         total += n
         unsent += n_unsent
         backlog += n_bytes
         if first is not None and (oldest is None or first < oldest):
             oldest = first
-    in_flight = conn.execute(
-        "SELECT count(*) FROM readings WHERE batch_id IS NOT NULL AND delivered_at IS NULL"
-    ).fetchone()[0]
-    cap = conn.execute("SELECT value FROM meta WHERE key = ?", (META_MAX_UNSENT_BYTES,)).fetchone()
-    devices = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
-    open_encounters = conn.execute(
-        "SELECT count(*) FROM encounters WHERE ended_at IS NULL"
-    ).fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
     return Stats(
         total=total,
         unsent=unsent,
@@ -269,20 +332,20 @@ def uplink_state(conn: sqlite3.Connection) -> UplinkState | None:
 
 def uplink_status(conn: sqlite3.Connection) -> UplinkStatus:
     """Backlog, outbox and the uplink's last recorded state (a scan of a covering index)."""
-    unsent, oldest = conn.execute(
-        "SELECT count(*), min(received_at) FROM readings INDEXED BY readings_state"
-        " WHERE delivered_at IS NULL"
-    ).fetchone()
-    (waiting,) = conn.execute(
-        "SELECT count(*) FROM readings INDEXED BY readings_pending"
-        " WHERE delivered_at IS NULL AND batch_id IS NULL"
-    ).fetchone()
-    by_state = {
-        state: (n, items)
-        for state, n, items in conn.execute(
-            "SELECT state, count(*), coalesce(sum(readings), 0) FROM outbox GROUP BY state"
-        )
-    }
+    conn.execute("BEGIN")  # one snapshot for the scans and the outbox counts
+    try:
+        kinds, waiting, batched = _unsent_by_kind(conn)
+        by_state = {
+            state: (n, items)
+            for state, n, items in conn.execute(
+                "SELECT state, count(*), coalesce(sum(readings), 0) FROM outbox GROUP BY state"
+            )
+        }
+    finally:
+        conn.execute("COMMIT")
+    unsent = waiting + batched
+    firsts = [first for _n, _b, first in kinds.values() if first is not None]
+    oldest = min(firsts) if firsts else None
     last = conn.execute("SELECT value FROM meta WHERE key = ?", (META_LAST_ACK,)).fetchone()
     last_ack = json.loads(last[0]) if last is not None else {}
     in_flight = by_state.get(OutboxState.IN_FLIGHT.value, (0, 0))

@@ -135,7 +135,68 @@ _V2 = (
     "CREATE INDEX outbox_acked ON outbox (acked_at) WHERE state = 'acked'",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+_V3 = (
+    # Delivery is recorded per batch, not per row: a reading is written once, its `batch_id` set
+    # once when a batch takes it, and an ack updates one `batches` row instead of 500 readings
+    # (each of those row rewrites dirtied the wide JSON pages and four index entries).
+    # `lo`/`hi` bound the seqs of the batch's rows, so its rows are a rowid range scan away
+    # without an index on batch_id. `readings`/`nbytes` count the rows the batch holds that were
+    # not delivered before this migration.
+    """
+    CREATE TABLE batches (
+        batch_id     TEXT    PRIMARY KEY,
+        lo           INTEGER NOT NULL,
+        hi           INTEGER NOT NULL CHECK (hi >= lo),
+        readings     INTEGER NOT NULL CHECK (readings >= 0),
+        nbytes       INTEGER NOT NULL CHECK (nbytes >= 0),
+        delivered_at TEXT
+    ) WITHOUT ROWID
+    """,
+    # v2 batches still waiting (in flight, rejected or assigned by hand): their undelivered rows.
+    # Rows v2 delivered keep their own `delivered_at` (and `readings_delivered` for pruning).
+    """
+    INSERT INTO batches (batch_id, lo, hi, readings, nbytes)
+    SELECT batch_id, min(seq), max(seq), count(*), sum(nbytes) FROM readings
+    INDEXED BY readings_in_flight
+    WHERE delivered_at IS NULL AND batch_id IS NOT NULL GROUP BY batch_id
+    """,
+    "CREATE INDEX batches_delivered ON batches (delivered_at) WHERE delivered_at IS NOT NULL",
+    "CREATE INDEX batches_waiting ON batches (lo) WHERE delivered_at IS NULL",
+    "DROP INDEX readings_in_flight",
+    "DROP INDEX readings_state",
+    "DROP INDEX readings_pending",
+    "ALTER TABLE readings RENAME TO reading_rows",
+    # What the uplink reads next, covering what `stats()` needs of the waiting rows.
+    """
+    CREATE INDEX readings_pending ON reading_rows (priority, seq, kind, received_at, nbytes)
+        WHERE delivered_at IS NULL AND batch_id IS NULL
+    """,
+    # Delivered readings per kind, kept at each ack and by pruning, so `stats()` adds them to
+    # the unsent counts it scans and never reads delivered rows. Inserts pay nothing for it.
+    "CREATE TABLE delivered_kinds (kind TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
+    """
+    INSERT INTO delivered_kinds (kind, n)
+    SELECT kind, count(*) FROM reading_rows INDEXED BY readings_delivered
+    WHERE delivered_at IS NOT NULL GROUP BY kind
+    """,
+    # Only delivered rows are ever deleted (pruning): each leaves the count.
+    """
+    CREATE TRIGGER reading_rows_pruned AFTER DELETE ON reading_rows BEGIN
+        UPDATE delivered_kinds SET n = n - 1 WHERE kind = OLD.kind;
+    END
+    """,
+    # The old shape, for read-only tools and SQL written against v1/v2 (`SELECT ... FROM readings
+    # WHERE delivered_at IS NOT NULL` still means "acknowledged by the cloud").
+    """
+    CREATE VIEW readings AS
+    SELECT r.seq, r.id, r.dedupe_key, r.device_id, r.kind, r.patient_id, r.received_at,
+           r.measured_at, r.priority, r.nbytes, r.json, r.batch_id,
+           coalesce(r.delivered_at, b.delivered_at) AS delivered_at
+    FROM reading_rows AS r LEFT JOIN batches AS b ON b.batch_id = r.batch_id
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 """Migration N (1-based) takes a file from `user_version` N-1 to N."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -42,6 +42,7 @@ from hub.buffer.values import (
     PendingReading,
     Priority,
     Stats,
+    UnsentRow,
     UplinkState,
     UplinkStatus,
     to_db_time,
@@ -64,6 +65,8 @@ P = ParamSpec("P")
 
 PRUNE_CHUNK = 5000
 """Rows deleted per writer transaction while pruning, so inserts are never held up for long."""
+PRUNE_BATCHES = 10
+"""Delivered batches (and their rows) deleted per pruning transaction."""
 
 
 class _Unset:
@@ -164,8 +167,11 @@ class Buffer:
         """Delete delivered readings older than the retention period; never unsent ones."""
         cutoff = to_db_time(now - self._config.retention)
         total = 0
-        while n := await self._call_async(_prune_chunk(cutoff)):
-            total += n
+        while True:
+            rows, batches = await self._call_async(_prune_chunk(cutoff))
+            total += rows
+            if not rows and not batches:
+                break
         while await self._call_async(_prune_outbox_chunk(cutoff)):
             pass
         return total
@@ -178,6 +184,12 @@ class Buffer:
         Pass the (priority, seq) of the last row you got as `after` to get the next page.
         """
         return self._read("listing unsent readings", queries.unsent_page, after=after, limit=limit)
+
+    def unsent_rows(
+        self, *, after: tuple[int, int] | None = None, limit: int = 500
+    ) -> list[UnsentRow]:
+        """`unsent_page` without parsing ids: (seq, priority, json, nbytes), for the uplink."""
+        return self._read("listing unsent readings", queries.unsent_rows, after=after, limit=limit)
 
     def iter_unsent(self, *, page_size: int = 500) -> Iterator[PendingReading]:
         """Stream the readings to send, alerts first; memory stays at one page whatever the backlog.
@@ -201,7 +213,7 @@ class Buffer:
         batch_id: UUID,
         priority: int,
         created_at: datetime,
-        readings: Sequence[PendingReading],
+        readings: Sequence[PendingReading | UnsentRow],
         seal: Callable[[int], bytes],
     ) -> OutboxBatch:
         """Seal, record and assign a batch in ONE transaction: after a crash, all of it or nothing.
@@ -522,17 +534,59 @@ def _row(reading: Reading, dedupe_key: str, priority: int) -> Row:
 def _assign_batch(
     batch_id: UUID, reading_ids: Iterable[UUID]
 ) -> Callable[[sqlite3.Connection], tuple[int, int]]:
-    params = [(str(batch_id), str(r)) for r in reading_ids]
+    bid = str(batch_id)
+    ids = json.dumps([str(r) for r in reading_ids])
 
     def run(conn: sqlite3.Connection) -> tuple[int, int]:
-        cur = conn.executemany(
-            "UPDATE readings SET batch_id = ?"
-            " WHERE id = ? AND batch_id IS NULL AND delivered_at IS NULL",
-            params,
-        )
-        return cur.rowcount, 0
+        known = conn.execute(
+            "SELECT delivered_at IS NOT NULL FROM batches WHERE batch_id = ?", (bid,)
+        ).fetchone()
+        if known is not None and known[0]:
+            return 0, 0  # the cloud acknowledged this batch already: nothing may join it
+        taken = conn.execute(
+            "UPDATE reading_rows SET batch_id = ?"
+            " WHERE id IN (SELECT value FROM json_each(?))"
+            " AND batch_id IS NULL AND delivered_at IS NULL RETURNING seq, nbytes",
+            (bid, ids),
+        ).fetchall()
+        _add_to_batch(conn, bid, taken)
+        return len(taken), 0
 
     return run
+
+
+def _add_to_batch(conn: sqlite3.Connection, bid: str, rows: list[tuple[int, int]]) -> None:
+    """Record that (seq, nbytes) `rows` joined the waiting batch `bid` (hand-made batches)."""
+    if not rows:
+        return
+    seqs = [seq for seq, _ in rows]
+    conn.execute(
+        "INSERT INTO batches (batch_id, lo, hi, readings, nbytes) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (batch_id) DO UPDATE SET lo = min(lo, excluded.lo),"
+        " hi = max(hi, excluded.hi), readings = readings + excluded.readings,"
+        " nbytes = nbytes + excluded.nbytes",
+        (bid, min(seqs), max(seqs), len(rows), sum(n for _, n in rows)),
+    )
+
+
+def _deliver(conn: sqlite3.Connection, bid: str, stamp: str) -> tuple[int, int]:
+    """Mark the waiting batch `bid` delivered: (readings delivered, their bytes); (0, 0) if none."""
+    row = conn.execute(
+        "UPDATE batches SET delivered_at = ? WHERE batch_id = ? AND delivered_at IS NULL"
+        " RETURNING lo, hi, readings, nbytes",
+        (stamp, bid),
+    ).fetchone()
+    if row is None:
+        return 0, 0
+    lo, hi, n, nbytes = row
+    conn.execute(
+        "INSERT INTO delivered_kinds (kind, n)"
+        " SELECT kind, count(*) FROM reading_rows"
+        " WHERE seq BETWEEN ? AND ? AND batch_id = ? AND delivered_at IS NULL GROUP BY kind"
+        " ON CONFLICT (kind) DO UPDATE SET n = n + excluded.n",
+        (lo, hi, bid),
+    )
+    return int(n), int(nbytes)
 
 
 def _mark_delivered(
@@ -541,39 +595,59 @@ def _mark_delivered(
     stamp = to_db_time(at)
 
     def run(conn: sqlite3.Connection) -> tuple[int, int]:
-        n, nbytes = conn.execute(
-            "SELECT count(*), coalesce(sum(nbytes), 0) FROM readings"
-            " WHERE batch_id = ? AND delivered_at IS NULL",
-            (str(batch_id),),
-        ).fetchone()
-        conn.execute(
-            "UPDATE readings SET delivered_at = ? WHERE batch_id = ? AND delivered_at IS NULL",
-            (stamp, str(batch_id)),
-        )
+        n, nbytes = _deliver(conn, str(batch_id), stamp)
         return n, -nbytes
 
     return run
 
 
 def _release_batch(batch_id: UUID) -> Callable[[sqlite3.Connection], tuple[int, int]]:
+    bid = str(batch_id)
+
     def run(conn: sqlite3.Connection) -> tuple[int, int]:
+        span = conn.execute(
+            "DELETE FROM batches WHERE batch_id = ? AND delivered_at IS NULL RETURNING lo, hi",
+            (bid,),
+        ).fetchone()
+        if span is None:
+            return 0, 0
         cur = conn.execute(
-            "UPDATE readings SET batch_id = NULL WHERE batch_id = ? AND delivered_at IS NULL",
-            (str(batch_id),),
+            "UPDATE reading_rows SET batch_id = NULL"
+            " WHERE seq BETWEEN ? AND ? AND batch_id = ? AND delivered_at IS NULL",
+            (span[0], span[1], bid),
         )
         return cur.rowcount, 0
 
     return run
 
 
-def _prune_chunk(cutoff: str) -> Callable[[sqlite3.Connection], tuple[int, int]]:
-    def run(conn: sqlite3.Connection) -> tuple[int, int]:
-        cur = conn.execute(
-            "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings"
+def _prune_chunk(
+    cutoff: str,
+) -> Callable[[sqlite3.Connection], tuple[tuple[int, int], int]]:
+    """Delete a chunk of old delivered rows; returns ((rows deleted, batches deleted), 0)."""
+
+    def run(conn: sqlite3.Connection) -> tuple[tuple[int, int], int]:
+        # Rows delivered one by one (schema version 2 and before).
+        deleted = conn.execute(
+            "DELETE FROM reading_rows WHERE seq IN (SELECT seq FROM reading_rows"
+            " INDEXED BY readings_delivered"
             " WHERE delivered_at IS NOT NULL AND delivered_at < ? LIMIT ?)",
             (cutoff, PRUNE_CHUNK),
-        )
-        return cur.rowcount, 0
+        ).rowcount
+        # Batches delivered as a whole, a few at a time (each holds up to a few hundred rows).
+        batches = 0
+        for bid, lo, hi in conn.execute(
+            "SELECT batch_id, lo, hi FROM batches INDEXED BY batches_delivered"
+            " WHERE delivered_at IS NOT NULL AND delivered_at < ? LIMIT ?",
+            (cutoff, PRUNE_BATCHES),
+        ).fetchall():
+            deleted += conn.execute(
+                "DELETE FROM reading_rows WHERE seq BETWEEN ? AND ? AND batch_id = ?",
+                (lo, hi, bid),
+            ).rowcount
+            conn.execute("DELETE FROM batches WHERE batch_id = ?", (bid,))
+            batches += 1
+        return (deleted, batches), 0
 
     return run
 
@@ -594,12 +668,17 @@ def _record_batch(
     batch_id: UUID,
     priority: int,
     created_at: datetime,
-    readings: Sequence[PendingReading],
+    readings: Sequence[PendingReading | UnsentRow],
     seal: Callable[[int], bytes],
 ) -> Callable[[sqlite3.Connection], tuple[OutboxBatch, int]]:
     bid = str(batch_id)
     created = to_db_time(created_at)
-    seqs = json.dumps([r.seq for r in readings])
+    seq_list = [r.seq for r in readings]
+    seqs = json.dumps(seq_list)
+    lo, hi = (min(seq_list), max(seq_list)) if seq_list else (0, 0)
+    # Rows the uplink read carry their stored size; others are summed from the table.
+    sizes = [r.nbytes for r in readings if isinstance(r, UnsentRow)]
+    nbytes = sum(sizes) if len(sizes) == len(readings) else None
 
     def run(conn: sqlite3.Connection) -> tuple[OutboxBatch, int]:
         seq = queries.next_outbox_seq(conn)
@@ -613,16 +692,27 @@ def _record_batch(
             (seq, bid, priority, created, sealed, len(readings)),
         )
         # One statement, so the GIL is released once for the whole batch (see writer.py).
-        taken = conn.execute(
-            "UPDATE readings SET batch_id = ?"
+        update = (
+            "UPDATE reading_rows SET batch_id = ?"
             " WHERE seq IN (SELECT value FROM json_each(?))"
-            " AND batch_id IS NULL AND delivered_at IS NULL",
-            (bid, seqs),
-        ).rowcount
+            " AND batch_id IS NULL AND delivered_at IS NULL"
+        )
+        if nbytes is None:  # rows given without their sizes: read them back
+            assigned = conn.execute(update + " RETURNING seq, nbytes", (bid, seqs)).fetchall()
+            taken = len(assigned)
+        else:
+            taken = conn.execute(update, (bid, seqs)).rowcount
         if taken != len(readings):
             raise BatchConflict(
                 f"batch {bid}: only {taken} of {len(readings)} readings were still unsent and"
                 " unbatched; nothing recorded"
+            )
+        if nbytes is None:
+            _add_to_batch(conn, bid, assigned)
+        else:
+            conn.execute(
+                "INSERT INTO batches (batch_id, lo, hi, readings, nbytes) VALUES (?, ?, ?, ?, ?)",
+                (bid, lo, hi, taken, nbytes),
             )
         conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?)"
@@ -690,15 +780,7 @@ def _ack_batch(
                 (stamp, status, reason, bid),
             )
             return AckResult(AckOutcome.REJECTED), 0
-        n, nbytes = conn.execute(
-            "SELECT count(*), coalesce(sum(nbytes), 0) FROM readings"
-            " WHERE batch_id = ? AND delivered_at IS NULL",
-            (bid,),
-        ).fetchone()
-        conn.execute(
-            "UPDATE readings SET delivered_at = ? WHERE batch_id = ? AND delivered_at IS NULL",
-            (stamp, bid),
-        )
+        n, nbytes = _deliver(conn, bid, stamp)
         conn.execute(
             "UPDATE outbox SET state = 'acked', acked_at = ?, ack_status = ?, ack_reason = ?,"
             " sealed = NULL WHERE batch_id = ?",

@@ -52,6 +52,19 @@ class NewReading:
     priority: int = Priority.ROUTINE
 
 
+class UnsentRow(NamedTuple):
+    """An unsent reading as the uplink batches it: no id parsed, just what a batch needs.
+
+    `nbytes` is the length of `json` in UTF-8 bytes (stored with the row), so batching never
+    encodes the text again.
+    """
+
+    seq: int
+    priority: int
+    json: str
+    nbytes: int
+
+
 @dataclass(frozen=True, slots=True)
 class PendingReading:
     """An unsent reading as the uplink reads it: its order, id and wire JSON."""

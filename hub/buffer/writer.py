@@ -62,7 +62,7 @@ _MAX_STATEMENT_ROWS = 1024
 _ROW_MARKS = "(" + ", ".join("?" * len(ROW_COLUMNS)) + ")"
 # The rows one INSERT added have consecutive seq values ending at last_insert_rowid().
 _NEW_ROWS = (
-    "SELECT json_group_object(id, dedupe_key) FROM readings WHERE seq > last_insert_rowid() - ?"
+    "SELECT json_group_object(id, dedupe_key) FROM reading_rows WHERE seq > last_insert_rowid() - ?"
 )
 
 
@@ -70,7 +70,7 @@ _NEW_ROWS = (
 def insert_statement(rows: int) -> str:
     """The INSERT of `rows` readings that skips any whose id or dedupe key is stored already."""
     return (
-        f"INSERT INTO readings ({', '.join(ROW_COLUMNS)}) VALUES "  # noqa: S608 - constants only
+        f"INSERT INTO reading_rows ({', '.join(ROW_COLUMNS)}) VALUES "  # noqa: S608 - constants only
         + ", ".join([_ROW_MARKS] * rows)
         + " ON CONFLICT DO NOTHING"
     )
@@ -313,7 +313,7 @@ class Writer:
         """At capacity: a write whose readings are all stored already is still a duplicate."""
         for row in op.rows:
             hit = self._conn.execute(
-                "SELECT 1 FROM readings WHERE id = ? OR dedupe_key = ?", (row[0], row[1])
+                "SELECT 1 FROM reading_rows WHERE id = ? OR dedupe_key = ?", (row[0], row[1])
             ).fetchone()
             if hit is None:
                 limit = self._alert_cap if op.all_alert else self._cap

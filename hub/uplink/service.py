@@ -30,8 +30,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hub.buffer.errors import BufferClosed, HubBufferError
-from hub.buffer.values import AckOutcome, PendingReading, UplinkState
-from hub.uplink.batcher import Batch, Batcher
+from hub.buffer.values import AckOutcome, UnsentRow, UplinkState
+from hub.uplink.batcher import Batch, Batcher, close_run
 from hub.uplink.breaker import BREAKER_GAUGE, Breaker, BreakerState
 from hub.uplink.errors import (
     UplinkConfigError,
@@ -107,8 +107,8 @@ class UplinkService:
         self._ack_topic = ack_topic(config.hub_id)
         self._status_topic = status_topic(config.hub_id)
         self._breaker = Breaker(threshold=config.breaker_threshold, probe=config.probe)
-        self._batcher: Batcher[PendingReading] = Batcher(config.batch)
-        self._rows: list[PendingReading] = []
+        self._batcher: Batcher[UnsentRow] = Batcher(config.batch)
+        self._rows: list[UnsentRow] = []
         self._cursor: tuple[int, int] | None = None
         self._flights: dict[UUID, _Flight] = {}
         self._outbox_after: int | None = None
@@ -389,7 +389,7 @@ class UplinkService:
             self._publish(client, flight, republish=False, now=now)
 
     def _sealer(
-        self, batch: Batch[PendingReading], batch_id: UUID, created: datetime
+        self, batch: Batch[UnsentRow], batch_id: UUID, created: datetime
     ) -> Callable[[int], bytes]:
         """The sealing function `record_batch` calls, inside its transaction, with the seq."""
         config, keys = self._config, self._keys
@@ -410,31 +410,41 @@ class UplinkService:
 
         return seal
 
-    def _next_batch(self, now: float) -> Batch[PendingReading] | None:
+    def _next_batch(self, now: float) -> Batch[UnsentRow] | None:
         """The next closed batch from the unsent rows, or None when it must wait."""
+        limits = self._batcher.limits
         while True:
             ready = self._batcher.poll(now)
             if ready is not None:
                 return ready
             if not self._rows:
-                self._rows = self._buffer.unsent_page(
-                    after=self._cursor, limit=self._config.page_size
+                rows = self._buffer.unsent_rows(
+                    after=self._cursor, limit=max(self._config.page_size, limits.max_items + 1)
                 )
-                self._rows.reverse()  # popped from the end, in send order
-                if not self._rows:
+                if not rows:
                     return self._catch_up(now)
+                if self._batcher.empty:
+                    # A backlog: the page closes a whole batch; no row goes through the batcher.
+                    batch = close_run(rows, [r.nbytes for r in rows], limits, now)
+                    if batch is not None:
+                        last = batch.items[-1]
+                        self._cursor = (last.priority, last.seq)
+                        self._rows = rows[len(batch.items) :][::-1]
+                        return batch
+                rows.reverse()  # popped from the end, in send order
+                self._rows = rows
             row = self._rows.pop()
             self._cursor = (row.priority, row.seq)
             batch = self._batcher.add(row, now)
             if batch is not None:
                 return batch
 
-    def _catch_up(self, now: float) -> Batch[PendingReading] | None:
+    def _catch_up(self, now: float) -> Batch[UnsentRow] | None:
         """The backlog is read: close the open batch early if a more urgent row now waits."""
         if len(self._batcher) == 0:
             self._cursor = None
             return None
-        head = self._buffer.unsent_page(after=None, limit=1)
+        head = self._buffer.unsent_rows(after=None, limit=1)
         deadline = self._batcher.deadline
         if head and head[0].priority < self._current_priority():
             return self._batcher.flush(now)

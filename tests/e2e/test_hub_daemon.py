@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,14 +15,20 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
-def _count(db: Path) -> int:
+def _kinds(db: Path) -> dict[str, int]:
     if not db.exists():
-        return 0
+        return {}
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT kind, count(*) FROM readings GROUP BY kind").fetchall()
     except sqlite3.Error:
-        return 0  # not created or migrated yet
+        return {}  # not created or migrated yet
+    return {kind: int(n) for kind, n in rows}
+
+
+def _enough(db: Path) -> bool:
+    kinds = _kinds(db)
+    return sum(kinds.values()) >= 10 and {"blood_pressure", "glucose"} <= kinds.keys()
 
 
 def test_daemon_stores_virtual_readings_and_stops_cleanly_on_sigterm(tmp_path):
@@ -50,11 +57,9 @@ def test_daemon_stores_virtual_readings_and_stops_cleanly_on_sigterm(tmp_path):
     )
     try:
         deadline = time.monotonic() + 60
-        while _count(db) < 10 and time.monotonic() < deadline and proc.poll() is None:
+        while not _enough(db) and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-        assert _count(db) >= 10, (
-            proc.stderr.read() if proc.poll() is not None else "too few readings"
-        )
+        assert _enough(db), proc.stderr.read() if proc.poll() is not None else _kinds(db)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
@@ -62,7 +67,5 @@ def test_daemon_stores_virtual_readings_and_stops_cleanly_on_sigterm(tmp_path):
     events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
     assert "hub_started" in events
     assert events[-1] == "hub_stopped"
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        kinds = {row[0] for row in conn.execute("SELECT DISTINCT kind FROM readings")}
-    assert {"blood_pressure", "glucose"} <= kinds

@@ -165,7 +165,7 @@ def test_hub_and_ingestor_killed_mid_stream_lose_and_double_nothing(
         endpoint_url=s3_endpoint,
         region_name="us-east-1",
         aws_access_key_id="test-key-id",
-        aws_secret_access_key="test-secret-key",  # noqa: S106 - moto accepts any
+        aws_secret_access_key="test-secret-key",
     )
     listed = s3.list_objects_v2(Bucket=s3_bucket, Prefix="raw/")["Contents"]
     archived = {o["Key"].rsplit("/", 1)[1] for o in listed}

@@ -154,3 +154,19 @@ async def test_stats_counts_by_kind_and_oldest_unsent(buffer: Buffer, make_readi
     assert stats.file_bytes > 0
     assert stats.schema_version == SCHEMA_VERSION
     assert stats.at_capacity is False
+
+
+async def test_unsent_rows_are_the_unsent_page_without_ids(buffer, make_reading) -> None:
+    readings = [make_reading() for _ in range(7)]
+    for i, reading in enumerate(readings):
+        priority = (Priority.ALERT, Priority.ROUTINE, Priority.BULK)[i % 3]
+        await buffer.insert(reading, dedupe_key=f"k{i}", priority=priority)
+    after = None
+    while page := buffer.unsent_page(after=after, limit=2):
+        rows = buffer.unsent_rows(after=after, limit=2)
+        assert [(r.seq, r.priority, r.json) for r in rows] == [
+            (p.seq, p.priority, p.json) for p in page
+        ]
+        assert [r.nbytes for r in rows] == [len(p.json.encode()) for p in page]
+        after = (page[-1].priority, page[-1].seq)
+    assert buffer.unsent_rows(after=after) == []

@@ -32,7 +32,9 @@ def test_a_fresh_file_is_migrated_to_the_current_version(config) -> None:
     assert pragma(config.path, "journal_mode") == "wal"
     with sqlite3.connect(config.path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
-    assert {"readings", "devices", "encounters", "meta"} <= tables
+        views = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='view'")}
+    assert {"reading_rows", "batches", "delivered_kinds", "devices", "encounters", "meta"} <= tables
+    assert "readings" in views  # the v1/v2 shape, for read-only tools
 
 
 async def test_reopening_keeps_the_data(config, make_reading) -> None:

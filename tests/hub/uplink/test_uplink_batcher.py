@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.uplink.batcher import Batch, Batcher, BatchLimits, CloseReason
+from hub.uplink.batcher import Batch, Batcher, BatchLimits, CloseReason, close_run
 
 
 @dataclass(frozen=True)
@@ -141,3 +141,39 @@ def test_bounds_hold_and_nothing_is_lost_or_reordered(items, max_items, max_byte
             assert batch.closed_at >= batch.opened_at + allowed
         else:
             assert batch.closed_at - batch.opened_at <= allowed + 5  # at most one step late
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.integers(1, 40), st.booleans()), min_size=0, max_size=40
+    ),
+    st.integers(1, 8),
+    st.integers(1, 120),
+)
+def test_close_run_matches_the_batcher(rows, max_items, max_bytes) -> None:
+    """The uplink's fast path closes exactly the batch an empty batcher would close first."""
+    limits = BatchLimits(max_items=max_items, max_bytes=max_bytes, max_age=60)
+    # Some items are not ASCII: their size is in UTF-8 bytes, as the buffer stores it.
+    items = [
+        Row(i, priority, ("é" if wide else "x") * size)
+        for i, (priority, size, wide) in enumerate(rows)
+    ]
+    sizes = [len(item.json.encode()) for item in items]
+    fast = close_run(items, sizes, limits, 5.0)
+    batcher: Batcher[Row] = Batcher(limits)
+    slow = None
+    for item in items:
+        slow = batcher.add(item, 5.0)
+        if slow is not None:
+            break
+    if slow is None:
+        assert fast is None  # all of them fit the open batch: it waits for company
+    else:
+        assert fast is not None
+        assert (fast.items, fast.priority, fast.nbytes, fast.reason) == (
+            slow.items,
+            slow.priority,
+            slow.nbytes,
+            slow.reason,
+        )
