@@ -4,6 +4,8 @@ brokers that a test owns (so it may kill and restart them), by PID, never by nam
 from __future__ import annotations
 
 import os
+import pwd
+import re
 import secrets
 import signal
 import socket
@@ -75,7 +77,7 @@ def wait_port(port: int, *, up: bool = True, timeout: float = 10.0) -> None:
 class MosquittoBroker:
     """A Mosquitto of the test's own on 127.0.0.1:<free port>, persistent across restarts."""
 
-    def __init__(self, workdir: Path, *, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, *, port: int | None = None, extra_config: str = "") -> None:
         self.port = port or free_port()
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
@@ -89,9 +91,15 @@ class MosquittoBroker:
             "autosave_interval 1\n"
             "max_queued_messages 100000\n"
             "max_inflight_messages 100\n"
-            f"log_dest file {workdir}/mosquitto.log\n",
+            f"log_dest file {workdir}/mosquitto.log\n"
+            # Started as root, Mosquitto drops to the 'mosquitto' user and then cannot read or
+            # write the test's private directory (log, persistence, TLS files): stay who we are.
+            + (f"user {pwd.getpwuid(os.geteuid()).pw_name}\n" if os.geteuid() == 0 else "")
+            + extra_config,
             encoding="utf-8",
         )
+        listeners = re.findall(r"^listener (\d+)", extra_config, re.MULTILINE)
+        self.extra_ports = [int(p) for p in listeners]
 
     @property
     def url(self) -> str:
@@ -106,6 +114,8 @@ class MosquittoBroker:
             stderr=subprocess.DEVNULL,
         )
         wait_port(self.port)
+        for port in self.extra_ports:
+            wait_port(port)
 
     def stop(self) -> None:
         """SIGTERM (it saves its persistence file) and wait for it to exit."""

@@ -620,7 +620,13 @@ def _translate(exc: aiomqtt.MqttError, broker: str) -> UplinkError:
         )
     message = str(exc)
     if "timed out" in message:
-        return UplinkTimeout(f"the broker {broker} did not answer in time", broker=broker)
+        hint = (
+            " (over TLS a broker that rejects the client certificate looks like this: check"
+            " uplink.tls_ca, tls_cert and tls_key against the broker's CA)"
+            if broker.startswith("mqtts://")
+            else ""
+        )
+        return UplinkTimeout(f"the broker {broker} did not answer in time{hint}", broker=broker)
     return UplinkUnavailable(f"broker {broker}: {message}", broker=broker)
 
 
