@@ -12,6 +12,9 @@ import bench
 
 def main(names: list[str]) -> int:
     """Run `bench_*` modules' `main()` in name order; return non-zero if one failed to run."""
+    from hub.logging import configure_logging  # noqa: PLC0415 - only when run
+
+    configure_logging(level="WARNING")  # figures, not the components' info logs
     modules = sorted(
         m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_")
     )

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import multiprocessing as mp
 import random
 import resource
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -157,6 +159,25 @@ async def _drain(  # noqa: PLR0917 - a private helper of this script
     return {"elapsed": elapsed, "cpu": cpu, "batches": stats[0], "bytes": stats[1]}
 
 
+def _rss_kib() -> int:
+    """This process's resident set now (not its all-time peak: `-m bench` runs others first)."""
+    with open("/proc/self/status", encoding="utf-8") as status:  # noqa: PTH123 - a proc file
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+class _RssSampler(threading.Thread):
+    """Samples the current RSS every 50 ms while the drain runs; `peak` in KiB."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.peak = _rss_kib()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            self.peak = max(self.peak, _rss_kib())
+
+
 def run(backlog: int, broker: str) -> None:
     """Fill, drain, print."""
     from hub.uplink import UplinkKeys  # noqa: PLC0415 - keep the parent light before forking
@@ -189,9 +210,16 @@ def run(backlog: int, broker: str) -> None:
                 cloud_ingest=ingest.public_key(),
                 cloud_signing=signing.public_key(),
             )
-            rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            figures = asyncio.run(_drain(path, backlog, broker, hub_id, keys, stats))
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            gc.collect()
+            rss0 = _rss_kib()
+            sampler = _RssSampler()
+            sampler.start()
+            try:
+                figures = asyncio.run(_drain(path, backlog, broker, hub_id, keys, stats))
+            finally:
+                sampler.stop.set()
+                sampler.join()
+            rss = sampler.peak
         finally:
             cloud.kill()
             cloud.join()
