@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
@@ -12,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from prometheus_client import CollectorRegistry, start_http_server
 
-from cloud.db import check_schema, connect, open_pool
+from cloud.db import check_schema, connect, ensure_partitions_around, open_pool, pooled
 from cloud.errors import ConfigError
 from cloud.ingest.failpoints import failpoint_from_env
 from cloud.ingest.metrics import IngestMetrics
@@ -22,14 +23,31 @@ from cloud.storage.archive import Archive
 from wire.keys import key_id, load_private_key
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+
+    from psycopg_pool import ConnectionPool
 
     from cloud.config import CloudSettings
 
 log = structlog.get_logger("cloud.ingest")
 
+PARTITION_MONTHS_AHEAD = 3
 METRICS_PORT = 9108
 METRICS_ADDR = "0.0.0.0"  # noqa: S104 - Prometheus scrapes the ingestor from another host
+
+
+def partitions_ahead(
+    pool: ConnectionPool, *, months: int = PARTITION_MONTHS_AHEAD
+) -> Callable[[], None]:
+    """Housekeeping: make sure the current and next `months` monthly partitions exist."""
+
+    def chore() -> None:
+        with pooled(pool) as conn:
+            created = ensure_partitions_around(conn, datetime.now(UTC), ahead=months)
+        if created:
+            log.info("partitions_created", partitions=created)
+
+    return chore
 
 
 def run_ingestor(
@@ -73,6 +91,7 @@ def run_ingestor(
             metrics=metrics,
             share_group=mqtt.share_group,
             failpoint=failpoint,
+            housekeeping=partitions_ahead(pool),
         )
         log.info(
             "ingest_starting",

@@ -19,6 +19,7 @@ ingestors. A lost broker connection abandons the ones in hand unacked (the hubs 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import ssl
 import time
@@ -59,6 +60,9 @@ if TYPE_CHECKING:
 
     from cloud.ingest.metrics import IngestMetrics
     from cloud.ingest.pipeline import IngestPorts
+
+HOUSEKEEPING_EVERY_S = 6 * 3600
+"""How often the ingestor makes sure the coming months' partitions exist."""
 
 log = structlog.get_logger("cloud.ingest")
 _T = TypeVar("_T")
@@ -124,6 +128,8 @@ class Ingestor:
         max_queued: int = MAX_QUEUED,
         clock: Callable[[], datetime] = _utcnow,
         depth: int = PIPELINE_DEPTH,
+        housekeeping: Callable[[], None] | None = None,
+        housekeeping_every_s: float = HOUSEKEEPING_EVERY_S,
     ) -> None:
         self._broker = broker
         self._ports = ports
@@ -139,13 +145,37 @@ class Ingestor:
         self._retry_for = retry_for
         self._max_queued = max_queued
         self._clock = clock
+        self._housekeeping = housekeeping
+        self._housekeeping_every_s = housekeeping_every_s
         self._depth = max(1, depth)
         self.subscribed = asyncio.Event()
         """Set while subscribed (tests and the demo wait on it)."""
         self._warned: set[tuple[str, str | None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set, reconnecting with backoff whenever the broker goes away."""
+        """Consume until `stop` is set, reconnecting with backoff whenever the broker goes away.
+
+        Housekeeping (creating next months' partitions) runs at start and then periodically.
+        """
+        chores = asyncio.create_task(self._chores(stop)) if self._housekeeping else None
+        try:
+            await self._run(stop)
+        finally:
+            if chores is not None:
+                chores.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await chores
+
+    async def _chores(self, stop: asyncio.Event) -> None:
+        assert self._housekeeping is not None  # noqa: S101 - run() checks
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self._housekeeping)
+            except CloudError as exc:  # the database may be down: try again next time
+                log.warning("housekeeping_failed", error=str(exc))
+            await _wait(stop, self._housekeeping_every_s)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         backoff = RECONNECT_MIN_S
         connections = 0
         while not stop.is_set():
