@@ -104,6 +104,9 @@ def bench_baseline(path: Path, readings: list[Reading], batch: int) -> float:
 
 def main() -> None:
     """Print the figures."""
+    from hub.logging import configure_logging  # noqa: PLC0415 - only when run
+
+    configure_logging(level="WARNING")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=100_000)
     parser.add_argument("--producers", type=int, default=1000)

@@ -242,6 +242,9 @@ def run(backlog: int, broker: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point for `python -m bench uplink` and the command line."""
+    from hub.logging import configure_logging  # noqa: PLC0415 - only when run
+
+    configure_logging(level="WARNING")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG)
     parser.add_argument("--broker", default="mqtt://127.0.0.1:1883")
