@@ -83,6 +83,20 @@ class SchemaTooNew(HubBufferError):
         self.known = known
 
 
+class SchemaTooOld(HubBufferError):
+    """A read-only tool met a file the daemon has not migrated yet (after a software upgrade)."""
+
+    def __init__(self, path: Path, *, found: int, known: int) -> None:
+        super().__init__(
+            f"{path} has buffer schema version {found}, this hub release reads version {known}: "
+            "start the hub daemon once (tecsa-hub run, or restart the service), it migrates the "
+            "file on start; then run this command again"
+        )
+        self.path = path
+        self.found = found
+        self.known = known
+
+
 class NotABuffer(HubBufferError):
     """The file is an SQLite database of some other application; the buffer will not adopt it."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from hub.buffer.errors import BufferNotFound, NotABuffer, SchemaTooNew, translate
+from hub.buffer.errors import BufferNotFound, NotABuffer, SchemaTooNew, SchemaTooOld, translate
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -263,8 +263,11 @@ def _require_wal(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def _require_buffer(conn: sqlite3.Connection, path: Path) -> None:
-    if check_version(conn, path) == 0:
+    version = check_version(conn, path)
+    if version == 0:
         raise NotABuffer(f"{path} is not a hub buffer yet (schema version 0)")
+    if version < SCHEMA_VERSION:  # only the writer migrates; a reader must not guess old layouts
+        raise SchemaTooOld(path, found=version, known=SCHEMA_VERSION)
 
 
 def check_version(conn: sqlite3.Connection, path: Path) -> int:

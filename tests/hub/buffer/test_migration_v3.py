@@ -7,10 +7,13 @@ from contextlib import closing
 from datetime import timedelta
 from uuid import UUID
 
+import pytest
 from buffer_testkit import T0
+from typer.testing import CliRunner
 
-from hub.buffer import SCHEMA_VERSION, Buffer, Priority
-from hub.buffer.schema import APPLICATION_ID, MIGRATIONS
+from hub.buffer import SCHEMA_VERSION, Buffer, Priority, SchemaTooOld
+from hub.buffer.cli import buffer_app
+from hub.buffer.schema import APPLICATION_ID, MIGRATIONS, open_reader
 from hub.buffer.values import to_db_time
 
 IN_FLIGHT = UUID("019de28d-3c00-7000-8000-00000000000a")
@@ -150,3 +153,15 @@ async def test_kinds_and_totals_follow_inserts_acks_and_pruning(buffer, make_rea
         total, unsent = kinds.setdefault(reading.kind, [0, 0])
         kinds[reading.kind] = [total + 1, unsent + (i >= 3)]
     assert {k: [c.total, c.unsent] for k, c in stats.by_kind.items()} == kinds
+
+
+def test_read_only_tools_on_a_file_not_yet_migrated_say_how_to_fix_it(config, make_reading) -> None:
+    _v2_file(config.path, [make_reading(at=T0 + timedelta(seconds=i)) for i in range(8)])
+    with pytest.raises(SchemaTooOld, match="start the hub daemon once"):
+        open_reader(config.path)
+    result = CliRunner().invoke(buffer_app, ["stats", "--db", str(config.path)])
+    assert result.exit_code == 1
+    assert "schema version 2" in result.stderr
+    Buffer.open(config).close()  # the daemon's writer migrates it
+    with closing(open_reader(config.path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] >= 3
