@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -53,3 +57,32 @@ def test_demo_on_given_services(tmp_path, db, mosquitto, s3_endpoint):
     with psycopg.connect(db) as conn:
         (in_db,) = conn.execute("SELECT count(*) FROM readings").fetchone()
     assert in_db == captured
+
+
+def test_ctrl_c_stops_the_devices_drains_and_reports(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TECSA_HUB_", "TECSA_CLOUD_"))}
+    proc = subprocess.Popen(
+        [str(BIN / "tecsa-demo"), "--measure-every", "0.2", "--workdir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    hub_db = tmp_path / "hub" / "buffer.sqlite3"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None and _captured(hub_db) < 5:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=180)
+    captured, stored, missing, duplicates = _summary(subprocess.CompletedProcess([], 0, out, err))
+    assert proc.returncode == 0, err[-3000:]
+    assert captured >= 5
+    assert (stored, missing, duplicates) == (captured, 0, 0)
+
+
+def _captured(db: Path) -> int:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
+    except sqlite3.Error:
+        return 0
