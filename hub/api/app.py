@@ -15,10 +15,14 @@ from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from hub.buffer.values import SyncResult
+from hub.records.merge import Decision, Outcome, check
+from wire.items import MedicalRecord
 from wire.tokens import Claims, Role, TokenError, TokenInvalid, verify
 
 API_VERSION = "1"
@@ -34,6 +38,10 @@ class HubStatus:
     capacity_hours_left: float | None
 
 
+SyncRecords = Callable[[list[MedicalRecord], datetime], Awaitable[list[SyncResult]]]
+MAX_RECORDS = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class ApiContext:
     """What the API needs from the hub, handed in by the composition root."""
@@ -42,6 +50,8 @@ class ApiContext:
     cloud_signing_key: Ed25519PublicKey
     revoked: Callable[[], Collection[str]]
     status: Callable[[], HubStatus]
+    sync_records: SyncRecords | None = None
+    """Stores records durably and answers per record (`Buffer.sync_records`)."""
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     max_body: int = MAX_BODY
 
@@ -58,6 +68,29 @@ class HubInfo(BaseModel):
     backlog: int
     at_capacity: bool
     capacity_hours_left: float | None
+
+
+class BulkSyncRequest(BaseModel):
+    """Up to 1,000 records; each is checked on its own (one bad record never fails the others)."""
+
+    records: list[dict[str, Any]] = Field(max_length=MAX_RECORDS)
+
+
+class RecordResult(BaseModel):
+    """The answer for one record, in the order sent."""
+
+    id: str | None
+    revision: int | None
+    outcome: Outcome
+    reason: str | None = None
+    stored: dict[str, Any] | None = None
+    """On a conflict: the version the hub kept (both are stored and flagged for review)."""
+
+
+class BulkSyncResponse(BaseModel):
+    """One result per record sent, in the same order; all durable when this is returned."""
+
+    results: list[RecordResult]
 
 
 class ApiError(BaseModel):
@@ -105,6 +138,33 @@ def create_app(ctx: ApiContext) -> FastAPI:
             headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None,  # noqa: PLR2004 - HTTP
         )
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        return JSONResponse(
+            {"error": "InvalidRequest", "message": f"{where}: {err.get('msg')}"}, status_code=422
+        )
+
+    @app.post(
+        "/api/v1/medical-records/bulk-sync",
+        summary="Store up to 1,000 records; answers per record, durable before it answers",
+        responses={507: {"model": ApiError}},
+    )
+    async def bulk_sync(
+        request: BulkSyncRequest,
+        claims: Annotated[Claims, Depends(claims_for(Role.AGENT, Role.SUPERVISOR))],
+    ) -> BulkSyncResponse:
+        return await _bulk_sync(ctx, request, claims)
+
+    @app.exception_handler(HubFull)
+    async def hub_full(_request: Request, exc: HubFull) -> JSONResponse:
+        return JSONResponse({"error": "HubFull", "message": str(exc)}, status_code=507)
+
+    @app.exception_handler(HubUnavailable)
+    async def unavailable(_request: Request, exc: HubUnavailable) -> JSONResponse:
+        return JSONResponse({"error": "Unavailable", "message": str(exc)}, status_code=503)
+
     @app.get("/api/v1/hub", summary="The hub's identity, clock and capacity")
     def hub_info(claims: Annotated[Claims, Depends(claims_for())]) -> HubInfo:
         status = ctx.status()
@@ -120,6 +180,47 @@ def create_app(ctx: ApiContext) -> FastAPI:
         )
 
     return app
+
+
+async def _bulk_sync(ctx: ApiContext, request: BulkSyncRequest, claims: Claims) -> BulkSyncResponse:
+    """Check every record, store the valid ones in one durable write, answer in order."""
+    if ctx.sync_records is None:
+        raise HubUnavailable("this hub does not take records")
+    if ctx.status().at_capacity:
+        raise HubFull("the hub's storage is full: keep the records on the phone and retry later")
+    checked: list[MedicalRecord | Decision] = []
+    for raw in request.records:
+        item = check(raw)
+        if (
+            isinstance(item, MedicalRecord)
+            and claims.role is Role.AGENT
+            and item.agent_id != claims.agent_id
+        ):
+            item = Decision(Outcome.REJECTED, reason="agent_id is not the token's agent")
+        checked.append(item)
+    valid = [c for c in checked if isinstance(c, MedicalRecord)]
+    stored = iter(await ctx.sync_records(valid, ctx.now()) if valid else [])
+    results = []
+    for raw, item in zip(request.records, checked, strict=True):
+        if isinstance(item, MedicalRecord):
+            done = next(stored)
+            kept = done.stored.model_dump(mode="json") if done.stored else None
+            results.append(
+                RecordResult(
+                    id=str(item.id), revision=item.revision, outcome=done.outcome, stored=kept
+                )
+            )
+        else:
+            rid, rev = raw.get("id"), raw.get("revision")
+            results.append(
+                RecordResult(
+                    id=rid if isinstance(rid, str) else None,
+                    revision=rev if isinstance(rev, int) else None,
+                    outcome=Outcome.REJECTED,
+                    reason=item.reason,
+                )
+            )
+    return BulkSyncResponse(results=results)
 
 
 ASGIApp = Callable[
@@ -177,6 +278,14 @@ class BodyLimit:
         except _BodyTooLarge:
             if not started:
                 await _too_large(send, self.max_body)
+
+
+class HubFull(Exception):
+    """The buffer's unsent data is at its cap."""
+
+
+class HubUnavailable(Exception):
+    """The hub cannot serve this now."""
 
 
 class _BodyTooLarge(Exception):

@@ -383,3 +383,12 @@ def _outbox(row: tuple[Any, ...]) -> OutboxBatch:
         ack_status=status,
         ack_reason=reason,
     )
+
+
+def record_versions(conn: sqlite3.Connection, record_id: str) -> list[str]:
+    """The wire JSON of every stored version of a record, newest revision first."""
+    rows = conn.execute(
+        "SELECT json FROM records WHERE id = ? ORDER BY revision DESC, received_at DESC",
+        (record_id,),
+    ).fetchall()
+    return [row[0] for row in rows]

@@ -196,7 +196,29 @@ _V3 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+_V4 = (
+    # Medical records from phones (bulk-sync). The key includes the content hash so that both
+    # versions of a conflict are kept; `conflict` flags every version of an id/revision that has
+    # another content, for a person to review. Unsent ones stay until the uplink carries them.
+    """
+    CREATE TABLE records (
+        id           TEXT    NOT NULL,
+        revision     INTEGER NOT NULL CHECK (revision >= 1),
+        content_hash TEXT    NOT NULL,
+        patient_id   TEXT    NOT NULL,
+        agent_id     TEXT    NOT NULL,
+        type         TEXT    NOT NULL,
+        updated_at   TEXT    NOT NULL,
+        received_at  TEXT    NOT NULL,
+        conflict     INTEGER NOT NULL DEFAULT 0 CHECK (conflict IN (0, 1)),
+        json         TEXT    NOT NULL,
+        PRIMARY KEY (id, revision, content_hash)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX records_patient ON records (patient_id, updated_at)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 """Migration N (1-based) takes a file from `user_version` N-1 to N."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -42,12 +42,15 @@ from hub.buffer.values import (
     PendingReading,
     Priority,
     Stats,
+    SyncResult,
     UnsentRow,
     UplinkState,
     UplinkStatus,
     to_db_time,
 )
 from hub.buffer.writer import CallOp, InsertOp, Row, Writer
+from hub.records.merge import Outcome, StoredVersion, decide
+from wire.items import MedicalRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -264,6 +267,23 @@ class Buffer:
     def uplink_status(self) -> UplinkStatus:
         """Backlog, outbox counts, last ack and the uplink's recorded state (scans an index)."""
         return self._read("reading the uplink status", queries.uplink_status)
+
+    # --- medical records ------------------------------------------------------------------------
+
+    async def sync_records(
+        self, records: Sequence[MedicalRecord], received_at: datetime
+    ) -> list[SyncResult]:
+        """Decide and store records from a phone in one transaction: durable when this returns.
+
+        One result per record, in order; see `hub.records.merge` for the rules. A conflict keeps
+        both versions, flags them, and returns the stored one.
+        """
+        return await self._call_async(_sync_records(list(records), received_at))
+
+    def record_versions(self, record_id: UUID) -> list[MedicalRecord]:
+        """Every stored version of a record, newest revision first (conflicts included)."""
+        rows = self._read("reading a record", queries.record_versions, str(record_id))
+        return [MedicalRecord.model_validate_json(row) for row in rows]
 
     # --- devices and encounters ---------------------------------------------------------------
 
@@ -899,3 +919,60 @@ def _end_encounter(
         return found, 0
 
     return run
+
+
+def _sync_records(
+    records: list[MedicalRecord], received_at: datetime
+) -> Callable[[sqlite3.Connection], tuple[list[SyncResult], int]]:
+    def run(conn: sqlite3.Connection) -> tuple[list[SyncResult], int]:
+        results: list[SyncResult] = []
+        for record in records:
+            rid = str(record.id)
+            versions = conn.execute(
+                "SELECT revision, content_hash, json FROM records WHERE id = ?"
+                " ORDER BY revision DESC",
+                (rid,),
+            ).fetchall()
+            same = [v for v in versions if v[0] == record.revision]
+            same_revision = next(
+                (StoredVersion(v[0], v[1]) for v in same if v[1] == record.content_hash),
+                StoredVersion(same[0][0], same[0][1]) if same else None,
+            )
+            latest = StoredVersion(versions[0][0], versions[0][1]) if versions else None
+            decision = decide(record, same_revision=same_revision, latest=latest)
+            stored: MedicalRecord | None = None
+            if decision.outcome is Outcome.ACCEPTED:
+                _insert_record(conn, record, received_at, conflict=False)
+            elif decision.outcome is Outcome.CONFLICT:
+                shown = same[0] if same else versions[0]
+                stored = MedicalRecord.model_validate_json(shown[2])
+                _insert_record(conn, record, received_at, conflict=True)
+                conn.execute(
+                    "UPDATE records SET conflict = 1 WHERE id = ? AND revision = ?",
+                    (rid, shown[0]),
+                )
+            results.append(SyncResult(decision.outcome, record, stored))
+        return results, 0
+
+    return run
+
+
+def _insert_record(
+    conn: sqlite3.Connection, record: MedicalRecord, received_at: datetime, *, conflict: bool
+) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO records (id, revision, content_hash, patient_id, agent_id, type,"
+        " updated_at, received_at, conflict, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            str(record.id),
+            record.revision,
+            record.content_hash,
+            record.patient_id,
+            record.agent_id,
+            record.type,
+            record.updated_at.isoformat(),
+            received_at.isoformat(),
+            int(conflict),
+            record.model_dump_json(),
+        ),
+    )

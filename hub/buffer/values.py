@@ -8,7 +8,8 @@ from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 from uuid import UUID  # noqa: TC003 - dataclass field types, resolved at runtime
 
-from wire.items import Reading
+from hub.records.merge import Outcome  # noqa: TC001 - dataclass field type
+from wire.items import MedicalRecord, Reading
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -248,3 +249,12 @@ class UplinkStatus:
     last_ack_batch_id: str | None
     state: UplinkState | None
     """None until an uplink has run against this file."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What became of one record of a bulk-sync; `stored` is the kept version on a conflict."""
+
+    outcome: Outcome
+    record: MedicalRecord
+    stored: MedicalRecord | None = None
