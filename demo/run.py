@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import time
 import uuid
@@ -35,6 +36,7 @@ from cloud.storage.archive import Archive
 from demo.services import Endpoints, services
 from hub.config import (
     IDENTITY_KEY_FILE,
+    ApiSettings,
     BleSettings,
     BufferSettings,
     HubSettings,
@@ -298,6 +300,7 @@ def _hub_settings(workdir: Path, hub_id: str, ep: Endpoints) -> HubSettings:
             broker_url=ep.mqtt_url, batch_max_items=200, batch_max_age_s=1.0, ack_timeout_s=15.0
         ),
         ble=BleSettings(max_connections=8, idle_disconnect_s=5.0),
+        api=ApiSettings(host="127.0.0.1", port=_free_port()),
     )
 
 
@@ -306,3 +309,9 @@ def _fresh(directory: Path) -> None:
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     os.chmod(directory, 0o700)  # noqa: PTH101 - keys live below
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -116,8 +116,9 @@ class BleSettings(_Section):
 
 
 class ApiSettings(_Section):
-    """The phones' local API."""
+    """The phones' local API (HTTPS with the hub's own certificate, which phones pin)."""
 
+    enabled: bool = True
     host: str = "0.0.0.0"  # noqa: S104 - phones on the health post's LAN must reach it
     port: int = Field(default=8443, ge=1, le=65535)
 

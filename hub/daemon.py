@@ -16,17 +16,26 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hub import __version__
+from hub.api.app import ApiContext, HubStatus, create_app
+from hub.api.server import serve_api
+from hub.api.tls import ensure_certificate
 from hub.ble.central import Backends, Central
 from hub.ble.errors import BleError
 from hub.ble.profiles import default_profiles_dir, load_profiles
 from hub.buffer import Buffer, BufferConfig
 from hub.config import IDENTITY_KEY_FILE
+from hub.discovery import Discovery, HubRecord
 from hub.uplink import UplinkConfig, UplinkKeys, UplinkService
 from wire.errors import WireError
+from wire.keys import load_public_key
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from hub.api.tls import TlsIdentity
     from hub.config import HubSettings
 
 MIB = 1024 * 1024
@@ -91,6 +100,23 @@ async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.E
             uplink = _build_uplink(settings, buffer)
             if uplink is not None:
                 tasks.append(asyncio.create_task(uplink.run()))
+            api = _build_api(settings, buffer)
+            discovery: Discovery | None = None
+            if api is not None:
+                app, tls = api
+                tasks.append(
+                    asyncio.create_task(
+                        serve_api(
+                            app, host=settings.api.host, port=settings.api.port, tls=tls, stop=stop
+                        )
+                    )
+                )
+                discovery = Discovery(
+                    HubRecord(settings.identity.hub_id, settings.api.port, tls.fingerprint),
+                    interfaces=settings.discovery.interfaces,
+                )
+                await discovery.start()
+                stack.push_async_callback(discovery.close)
             if settings.ble.enabled:
                 central = Central(
                     profiles=profiles, buffer=buffer, settings=settings.ble, backends=backends
@@ -113,6 +139,45 @@ async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.E
     finally:
         buffer.close()
         log.info("hub_stopped")
+
+
+def _build_api(settings: HubSettings, buffer: Buffer) -> tuple[FastAPI, TlsIdentity] | None:
+    """The phones' API and its certificate, or None (logged) when disabled or unconfigured."""
+    log = structlog.get_logger("hub.api")
+    if not settings.api.enabled:
+        log.warning("api_disabled", reason="api.enabled is false")
+        return None
+    identity = settings.identity
+    try:
+        cloud_key = load_public_key(identity.cloud_signing_key, Ed25519PublicKey)
+    except WireError as exc:
+        log.error("api_disabled", reason=str(exc), fix="install the cloud's signing public key")
+        return None
+    tls = ensure_certificate(
+        identity.key_dir,
+        hub_id=identity.hub_id,
+        now=datetime.now(UTC),
+        addresses=settings.discovery.interfaces,
+    )
+
+    def status() -> HubStatus:
+        return HubStatus(
+            backlog=buffer.uplink_status().unsent,
+            at_capacity=buffer.at_capacity,
+            capacity_hours_left=buffer.capacity_hours_left(),
+        )
+
+    app = create_app(
+        ApiContext(
+            hub_id=identity.hub_id,
+            cloud_signing_key=cloud_key,
+            revoked=frozenset,  # the revocation list arrives on down/cmd (to come)
+            status=status,
+            sync_records=buffer.sync_records,
+        )
+    )
+    log.info("api_ready", port=settings.api.port, tls_fingerprint=tls.fingerprint)
+    return app, tls
 
 
 def _build_uplink(settings: HubSettings, buffer: Buffer) -> UplinkService | None:

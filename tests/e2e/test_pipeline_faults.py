@@ -106,7 +106,7 @@ def test_hub_and_ingestor_killed_mid_stream_lose_and_double_nothing(
         f'[buffer]\npath = "{hub_db}"\n'
         f'[uplink]\nbroker_url = "{mosquitto.url}"\nbatch_max_items = 20\n'
         "batch_max_age_s = 0.3\nack_timeout_s = 3.0\n"
-        "[ble]\nidle_disconnect_s = 1.0\n",
+        "[ble]\nidle_disconnect_s = 1.0\n[api]\nenabled = false\n",
         encoding="utf-8",
     )
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TECSA_HUB_", "TECSA_CLOUD_"))}

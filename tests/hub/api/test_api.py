@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import stat
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
 from hub.api.app import ApiContext, BodyLimit, HubStatus, create_app
+from hub.api.server import serve_api
 from hub.api.tls import ensure_certificate
 from wire.tokens import Role, issue
 
@@ -123,3 +126,23 @@ def test_certificate_is_made_once_with_a_pinned_fingerprint(tmp_path):
     cert = x509.load_pem_x509_certificate(first.cert_path.read_bytes())
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "hub-api-01.local" in names.get_values_for_type(x509.DNSName)
+
+
+async def test_a_busy_port_leaves_the_hub_running_without_its_api(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        tls = ensure_certificate(tmp_path, hub_id="hub-api-01", now=NOW)
+        app = create_app(
+            ApiContext(
+                "hub-api-01",
+                CLOUD.public_key(),
+                frozenset,
+                lambda: HubStatus(0, at_capacity=False, capacity_hours_left=None),
+            )
+        )
+        # Returns (uvicorn could not listen) instead of ending the event loop with SystemExit.
+        await asyncio.wait_for(
+            serve_api(app, host="127.0.0.1", port=port, tls=tls, stop=asyncio.Event()), 15
+        )
