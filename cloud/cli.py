@@ -10,6 +10,7 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from cloud.auth import cli as auth_cli
 from cloud.config import CloudSettings, load_cloud_settings
 from cloud.db import cli as db_cli
 from cloud.errors import CloudError
@@ -35,6 +36,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_cli.db_app, name="db")
 app.add_typer(db_cli.hubs_app, name="hubs")
+app.add_typer(auth_cli.agents_app, name="agents")
 app.command("ingest")(ingest_command)
 app.command("replay")(replay_command)
 

@@ -6,6 +6,7 @@ one connection and exits 2 with a one-line message on stderr when something is w
 
 from __future__ import annotations
 
+import contextlib
 import json
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -186,11 +187,21 @@ def _hub_json(hub: Hub) -> dict[str, object]:
     }
 
 
+def database_url(given: str | None) -> str:
+    """The given URL, or the configured one."""
+    return _url(given)
+
+
 def _url(given: str | None) -> str:
     if given:
         return given
     with _errors():
         return load_cloud_settings().database.url.get_secret_value()
+
+
+def cli_errors() -> contextlib.AbstractContextManager[None]:
+    """Turn cloud and wire errors into a clear message on stderr and exit status 2."""
+    return _errors()
 
 
 @contextmanager

@@ -1,0 +1,1 @@
+"""Agents' tokens: issued and revoked by the cloud, verified offline by hubs (wire.tokens)."""
