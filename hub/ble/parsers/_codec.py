@@ -174,3 +174,26 @@ def check_reserved(flags: int, reserved_mask: int, characteristic: str) -> None:
             characteristic,
             f"reserved flag bits 0x{flags & reserved_mask:02x} are set (flags 0x{flags:02x})",
         )
+
+
+def read_flags(
+    data: object,
+    characteristic: str,
+    *,
+    reserved: int,
+    min_len: int,
+    optional: tuple[tuple[int, int], ...],
+) -> tuple[Reader, int]:
+    """Open a flag-driven value: a reader past its flags byte, and the flags.
+
+    Checks the input, refuses reserved flag bits, and refuses any length other than `min_len`
+    plus the sizes of the fields the flags declare; `optional` pairs a flag bit with the size in
+    bytes of the field it adds.
+    """
+    raw = check_input(data, characteristic)
+    reader = Reader(raw, characteristic)
+    flags = reader.u8("flags")
+    check_reserved(flags, reserved, characteristic)
+    expected = min_len + sum(size for bit, size in optional if flags & bit)
+    check_length(raw, expected, characteristic, flags)
+    return reader, flags

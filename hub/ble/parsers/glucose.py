@@ -12,6 +12,7 @@ from hub.ble.parsers._codec import (
     check_length,
     check_reserved,
     decode_sfloat,
+    read_flags,
 )
 from hub.ble.parsers.date_time import read_date_time, timestamp
 from hub.ble.parsers.values import Measurement, Quantity, build_measurement, to_quantity
@@ -143,17 +144,13 @@ class GlucoseFeature:
 def parse_glucose(data: bytes, *, quirks: frozenset[str] = frozenset()) -> Measurement:  # noqa: ARG001 - every parser takes quirks
     """Parse a Glucose Measurement (0x2A18); device_time is the base time plus the time offset."""
     char = GLUCOSE_MEASUREMENT
-    data = check_input(data, char)
-    reader = Reader(data, char)
-    flags = reader.u8("flags")
-    check_reserved(flags, _RESERVED, char)
-    expected = (
-        _MIN_LEN
-        + (2 if flags & _OFFSET else 0)
-        + (3 if flags & _CONCENTRATION else 0)
-        + (2 if flags & _STATUS else 0)
+    reader, flags = read_flags(
+        data,
+        char,
+        reserved=_RESERVED,
+        min_len=_MIN_LEN,
+        optional=((_OFFSET, 2), (_CONCENTRATION, 3), (_STATUS, 2)),
     )
-    check_length(data, expected, char, flags)
     extra: dict[str, ExtraValue] = {
         "sequence": reader.u16("sequence number"),
         "context_follows": bool(flags & _CONTEXT_FOLLOWS),

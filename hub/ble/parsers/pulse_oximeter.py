@@ -9,8 +9,7 @@ from hub.ble.parsers._codec import (
     Reader,
     bit_names,
     check_input,
-    check_length,
-    check_reserved,
+    read_flags,
 )
 from hub.ble.parsers.date_time import DATE_TIME_LEN, read_date_time, timestamp
 from hub.ble.parsers.values import Measurement, Quantity, build_measurement, to_quantity
@@ -103,18 +102,18 @@ class PlxFeatures:
 def parse_plx_spot_check(data: bytes, *, quirks: frozenset[str] = frozenset()) -> Measurement:  # noqa: ARG001 - every parser takes quirks
     """Parse a PLX Spot-check Measurement (0x2A5E): SpO2 and pulse rate, optionally time-stamped."""
     char = PLX_SPOT_CHECK
-    data = check_input(data, char)
-    reader = Reader(data, char)
-    flags = reader.u8("flags")
-    check_reserved(flags, _RESERVED, char)
-    expected = (
-        _MIN_LEN
-        + (DATE_TIME_LEN if flags & _SPOT_TIMESTAMP else 0)
-        + (2 if flags & _SPOT_STATUS else 0)
-        + (_DEVICE_STATUS_LEN if flags & _SPOT_DEVICE_STATUS else 0)
-        + (2 if flags & _SPOT_PAI else 0)
+    reader, flags = read_flags(
+        data,
+        char,
+        reserved=_RESERVED,
+        min_len=_MIN_LEN,
+        optional=(
+            (_SPOT_TIMESTAMP, DATE_TIME_LEN),
+            (_SPOT_STATUS, 2),
+            (_SPOT_DEVICE_STATUS, _DEVICE_STATUS_LEN),
+            (_SPOT_PAI, 2),
+        ),
     )
-    check_length(data, expected, char, flags)
     quality: set[str] = set()
     values = {
         "spo2": to_quantity(reader.sfloat("SpO2"), "%", quality),
@@ -148,19 +147,19 @@ def parse_plx_spot_check(data: bytes, *, quirks: frozenset[str] = frozenset()) -
 def parse_plx_continuous(data: bytes, *, quirks: frozenset[str] = frozenset()) -> Measurement:  # noqa: ARG001 - every parser takes quirks
     """Parse a PLX Continuous Measurement (0x2A5F): SpO2 and pulse rate, normal/fast/slow."""
     char = PLX_CONTINUOUS
-    data = check_input(data, char)
-    reader = Reader(data, char)
-    flags = reader.u8("flags")
-    check_reserved(flags, _RESERVED, char)
-    expected = (
-        _MIN_LEN
-        + (4 if flags & _CONT_FAST else 0)
-        + (4 if flags & _CONT_SLOW else 0)
-        + (2 if flags & _CONT_STATUS else 0)
-        + (_DEVICE_STATUS_LEN if flags & _CONT_DEVICE_STATUS else 0)
-        + (2 if flags & _CONT_PAI else 0)
+    reader, flags = read_flags(
+        data,
+        char,
+        reserved=_RESERVED,
+        min_len=_MIN_LEN,
+        optional=(
+            (_CONT_FAST, 4),
+            (_CONT_SLOW, 4),
+            (_CONT_STATUS, 2),
+            (_CONT_DEVICE_STATUS, _DEVICE_STATUS_LEN),
+            (_CONT_PAI, 2),
+        ),
     )
-    check_length(data, expected, char, flags)
     quality: set[str] = set()
     values = {
         "spo2": to_quantity(reader.sfloat("SpO2"), "%", quality),

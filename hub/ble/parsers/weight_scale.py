@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, ClassVar
 
-from hub.ble.parsers._codec import Reader, check_input, check_length, check_reserved
+from hub.ble.parsers._codec import check_input, check_length, read_flags
 from hub.ble.parsers.date_time import DATE_TIME_LEN, read_date_time, timestamp
 from hub.ble.parsers.errors import ParseError
 from hub.ble.parsers.values import Measurement, Quantity, build_measurement
@@ -77,17 +77,13 @@ class WeightScaleFeature:
 def parse_weight(data: bytes, *, quirks: frozenset[str] = frozenset()) -> Measurement:  # noqa: ARG001 - every parser takes quirks
     """Parse a Weight Measurement (0x2A9D): weight, and BMI with height when flagged."""
     char = WEIGHT_MEASUREMENT
-    data = check_input(data, char)
-    reader = Reader(data, char)
-    flags = reader.u8("flags")
-    check_reserved(flags, _RESERVED, char)
-    expected = (
-        _MIN_LEN
-        + (DATE_TIME_LEN if flags & _TIMESTAMP else 0)
-        + (1 if flags & _USER else 0)
-        + (4 if flags & _BMI_HEIGHT else 0)
+    reader, flags = read_flags(
+        data,
+        char,
+        reserved=_RESERVED,
+        min_len=_MIN_LEN,
+        optional=((_TIMESTAMP, DATE_TIME_LEN), (_USER, 1), (_BMI_HEIGHT, 4)),
     )
-    check_length(data, expected, char, flags)
     imperial = bool(flags & _IMPERIAL)
     weight_unit, height_unit = ("[lb_av]", "[in_i]") if imperial else ("kg", "m")
     quality: set[str] = set()
