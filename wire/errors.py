@@ -40,3 +40,16 @@ class InvalidTopic(WireError):
 
 class KeyFileError(WireError):
     """A key file is missing, unreadable, of the wrong type or too widely readable."""
+
+
+class Misdirected(IntegrityError):
+    """Signed and valid, but addressed to another hub: never act on someone else's message."""
+
+    def __init__(self, message: str, *, addressed_to: str, expected: str) -> None:
+        super().__init__(message)
+        self.addressed_to = addressed_to
+        self.expected = expected
+
+
+class Expired(WireError):
+    """Signed and valid, but past its expiry: too old to act on (a replay or a late delivery)."""

@@ -193,5 +193,52 @@ def main() -> None:
         print(f"wrote {path} ({len(sealed)} sealed bytes)")
 
 
+COMMAND_SIGNING_SEED = bytes(range(129, 161))
+COMMAND_CASE = {
+    "name": "cmd-v1-revocations",
+    "about": "a revocations command to hub-vector-01 (wire.commands), signed by the cloud",
+    "body": {
+        "v": 1,
+        "id": "019ac9a2-0000-7000-8000-000000000001",
+        "hub_id": "hub-vector-01",
+        "issued_at": "2026-11-28T10:00:00Z",
+        "expires_at": "2026-12-05T10:00:00Z",
+        "kind": "revocations",
+        "data": {
+            "version": 7,
+            "revoked": [{"jti": "tok-0001", "expires_at": "2026-12-01T00:00:00Z"}],
+        },
+    },
+}
+
+
+def write_command_vectors() -> None:
+    """Write the commands vector (in vectors/commands/, apart from the envelope vectors)."""
+    from wire.commands import Command, sign_command  # noqa: PLC0415 - only this vector
+
+    key = Ed25519PrivateKey.from_private_bytes(COMMAND_SIGNING_SEED)
+    command = Command.model_validate(COMMAND_CASE["body"])
+    signed = sign_command(command, key)
+    vector = {
+        "name": COMMAND_CASE["name"],
+        "about": COMMAND_CASE["about"],
+        "cloud_ed25519_private": COMMAND_SIGNING_SEED.hex(),
+        "cloud_ed25519_public": raw_public(key).hex(),
+        "body": COMMAND_CASE["body"],
+        "body_json": command.model_dump_json(),
+        "signed_hex": signed.hex(),
+    }
+    path = HERE / "commands" / f"{COMMAND_CASE['name']}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(vector, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {path} ({len(signed)} signed bytes)")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:] == ["commands"]:
+        write_command_vectors()
+    else:
+        main()
+        write_command_vectors()
