@@ -61,7 +61,10 @@ def buffer_group() -> None:
 
 @buffer_app.command("stats")
 def stats_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
-    """Show how many readings are stored and unsent, the oldest unsent one, size and capacity.
+    """Show how many readings, medical records and triage results are stored and unsent.
+
+    Also the oldest unsent reading, the size on disk and the capacity: unsent bytes count
+    readings, records and triage results alike.
 
     "at capacity: yes" means the hub refuses new readings until the uplink delivers some:
     phones get HTTP 507 and keep their own queue, BLE downloads pause. Alert readings still
@@ -92,6 +95,9 @@ def stats_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> Non
     table.add_row("schema version", str(result.schema_version))
     for kind, count in sorted(result.by_kind.items()):
         table.add_row(f"  {kind}", f"{count.total:,} ({count.unsent:,} unsent)")
+    records, triage = result.records, result.triage
+    table.add_row("medical records", f"{records.total:,} ({records.unsent:,} unsent)")
+    table.add_row("triage results", f"{triage.total:,} ({triage.unsent:,} unsent)")
     Console().print(table)
 
 

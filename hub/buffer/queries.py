@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -11,18 +12,21 @@ from hub.buffer.values import (
     BondState,
     Device,
     Encounter,
+    ItemKind,
     KindCount,
     OutboxBatch,
     OutboxState,
     PatientMatch,
     PendingReading,
     Stats,
+    UnsentItem,
     UnsentRow,
     UplinkState,
     UplinkStatus,
     from_db_time,
     to_db_time,
 )
+from wire.items import MedicalRecord
 
 if TYPE_CHECKING:
     import sqlite3
@@ -122,7 +126,10 @@ _BATCHED = (
 
 
 def unsent_bytes(conn: sqlite3.Connection) -> int:
-    """JSON bytes of the readings the cloud has not acknowledged."""
+    """JSON bytes of the readings, records and triage results the cloud has not acknowledged.
+
+    Items in an unacknowledged batch count by the batch's `nbytes` (all its items).
+    """
     (waiting,) = conn.execute(
         "SELECT coalesce(sum(nbytes), 0) FROM reading_rows INDEXED BY readings_pending"
         " WHERE batch_id IS NULL AND delivered_at IS NULL"
@@ -130,7 +137,7 @@ def unsent_bytes(conn: sqlite3.Connection) -> int:
     (batched,) = conn.execute(
         "SELECT coalesce(sum(nbytes), 0) FROM batches WHERE delivered_at IS NULL"
     ).fetchone()
-    return int(waiting) + int(batched)
+    return int(waiting) + int(batched) + waiting_extra_bytes(conn)
 
 
 def _unsent_by_kind(
@@ -169,6 +176,11 @@ def stats(conn: sqlite3.Connection, path: Path) -> Stats:
             "SELECT count(*) FROM encounters WHERE ended_at IS NULL"
         ).fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        extras = extra_counts(conn)
+        totals = {
+            kind: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - constant names
+            for kind, table, _ in _EXTRA_TABLES
+        }
     finally:
         conn.execute("COMMIT")
     for kind in sorted(delivered.keys() | unsent_kinds.keys()):
@@ -180,6 +192,8 @@ def stats(conn: sqlite3.Connection, path: Path) -> Stats:
         backlog += n_bytes
         if first is not None and (oldest is None or first < oldest):
             oldest = first
+    records, triage = extras[ItemKind.MEDICAL_RECORD], extras[ItemKind.TRIAGE_RESULT]
+    backlog += records.unsent_bytes + triage.unsent_bytes
     return Stats(
         total=total,
         unsent=unsent,
@@ -193,6 +207,8 @@ def stats(conn: sqlite3.Connection, path: Path) -> Stats:
         open_encounters=open_encounters,
         schema_version=version,
         by_kind=by_kind,
+        records=KindCount(total=totals[ItemKind.MEDICAL_RECORD], unsent=records.unsent),
+        triage=KindCount(total=totals[ItemKind.TRIAGE_RESULT], unsent=triage.unsent),
     )
 
 
@@ -341,9 +357,12 @@ def uplink_status(conn: sqlite3.Connection) -> UplinkStatus:
                 "SELECT state, count(*), coalesce(sum(readings), 0) FROM outbox GROUP BY state"
             )
         }
+        extras = extra_counts(conn)
     finally:
         conn.execute("COMMIT")
-    unsent = waiting + batched
+    records, triage = extras[ItemKind.MEDICAL_RECORD], extras[ItemKind.TRIAGE_RESULT]
+    waiting += records.waiting + triage.waiting
+    unsent = waiting + batched + records.batched + triage.batched
     firsts = [first for _n, _b, first in kinds.values() if first is not None]
     oldest = min(firsts) if firsts else None
     last = conn.execute("SELECT value FROM meta WHERE key = ?", (META_LAST_ACK,)).fetchone()
@@ -364,6 +383,8 @@ def uplink_status(conn: sqlite3.Connection) -> UplinkStatus:
         last_ack_status=last_ack.get("status"),
         last_ack_batch_id=last_ack.get("batch_id"),
         state=uplink_state(conn),
+        unsent_records=records.unsent,
+        unsent_triage=triage.unsent,
     )
 
 
@@ -390,5 +411,163 @@ def record_versions(conn: sqlite3.Connection, record_id: str) -> list[str]:
     rows = conn.execute(
         "SELECT json FROM records WHERE id = ? ORDER BY revision DESC, received_at DESC",
         (record_id,),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+# --- medical records and triage results as uplink items (schema version 5) ----------------------
+
+RECORD_PRIORITY = 1
+"""Records are routine: after alerts (readings and high-band triage), before bulk data."""
+CONFLICT_FLAG = "conflict"
+
+_EXTRA_TABLES: tuple[tuple[ItemKind, str, str], ...] = (
+    (ItemKind.MEDICAL_RECORD, "records", "records_pending"),
+    (ItemKind.TRIAGE_RESULT, "triage", "triage_pending"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraCounts:
+    """Unsent records or triage results: in no batch yet, and in unacknowledged batches."""
+
+    waiting: int = 0
+    waiting_bytes: int = 0
+    batched: int = 0
+    batched_bytes: int = 0
+
+    @property
+    def unsent(self) -> int:
+        """Not acknowledged by the cloud."""
+        return self.waiting + self.batched
+
+    @property
+    def unsent_bytes(self) -> int:
+        """Their JSON bytes."""
+        return self.waiting_bytes + self.batched_bytes
+
+
+def extra_counts(conn: sqlite3.Connection) -> dict[ItemKind, ExtraCounts]:
+    """Unsent records and triage results, from their pending indexes and the waiting batches."""
+    out: dict[ItemKind, ExtraCounts] = {}
+    for kind, table, pending in _EXTRA_TABLES:
+        waiting, waiting_bytes = conn.execute(
+            f"SELECT count(*), coalesce(sum(nbytes), 0) FROM {table} INDEXED BY {pending}"  # noqa: S608 - constant names
+            " WHERE batch_id IS NULL"
+        ).fetchone()
+        batched, batched_bytes = conn.execute(
+            f"SELECT count(*), coalesce(sum(t.nbytes), 0) FROM batches AS b"  # noqa: S608 - constant names
+            f" INDEXED BY batches_waiting JOIN {table} AS t ON t.batch_id = b.batch_id"
+            " WHERE b.delivered_at IS NULL"
+        ).fetchone()
+        out[kind] = ExtraCounts(int(waiting), int(waiting_bytes), int(batched), int(batched_bytes))
+    return out
+
+
+def waiting_extra_bytes(conn: sqlite3.Connection) -> int:
+    """JSON bytes of the records and triage results in no batch yet."""
+    return sum(c.waiting_bytes for c in extra_counts(conn).values())
+
+
+def unsent_items(conn: sqlite3.Connection, *, limit: int) -> list[UnsentItem]:
+    """Up to `limit` records and triage results in no batch, in send order (priority first).
+
+    Alert triage results (the high band) come first, then records (routine), then the other
+    triage results of each later priority, oldest first within each.
+    """
+    triage = [
+        UnsentItem(ItemKind.TRIAGE_RESULT, (tid,), priority, body, nbytes)
+        for tid, priority, body, nbytes in conn.execute(
+            "SELECT id, priority, json, nbytes FROM triage INDEXED BY triage_pending"
+            " WHERE batch_id IS NULL ORDER BY priority, computed_at LIMIT ?",
+            (limit,),
+        )
+    ]
+    records: list[UnsentItem] = []
+    for rid, revision, chash, conflict, body, nbytes in conn.execute(
+        "SELECT id, revision, content_hash, conflict, json, nbytes FROM records"
+        " INDEXED BY records_pending WHERE batch_id IS NULL ORDER BY received_at, id LIMIT ?",
+        (limit,),
+    ):
+        sent, size = body, nbytes
+        if conflict:
+            sent = _flag_conflict(body)
+            size = len(sent.encode())
+        key = (rid, str(revision), chash)
+        records.append(UnsentItem(ItemKind.MEDICAL_RECORD, key, RECORD_PRIORITY, sent, size))
+    # Stable merge by priority: triage of a priority before records of a later one.
+    merged = sorted(
+        triage + records,
+        key=lambda i: (i.priority, i.kind is ItemKind.TRIAGE_RESULT and i.priority > 0),
+    )
+    return merged[:limit]
+
+
+def _flag_conflict(body: str) -> str:
+    """The record's wire JSON with the `conflict` flag set (the hub kept two versions)."""
+    record = MedicalRecord.model_validate_json(body)
+    if CONFLICT_FLAG in record.flags:
+        return body
+    return record.model_copy(update={"flags": (*record.flags, CONFLICT_FLAG)}).model_dump_json()
+
+
+def latest_record(conn: sqlite3.Connection, record_id: str) -> list[str]:
+    """The wire JSON of every stored version of the record's highest revision (conflicts too)."""
+    rows = conn.execute(
+        "SELECT json FROM records WHERE id = ?"
+        " AND revision = (SELECT max(revision) FROM records WHERE id = ?)"
+        " ORDER BY received_at, content_hash",
+        (record_id, record_id),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def triage_for_readings(conn: sqlite3.Connection, reading_ids: list[str]) -> list[tuple[str, str]]:
+    """(reading id, triage JSON) for every triage result that scored one of `reading_ids`."""
+    rows = conn.execute(
+        "SELECT x.reading_id, t.json FROM triage_readings AS x"
+        " JOIN triage AS t ON t.id = x.triage_id"
+        " WHERE x.reading_id IN (SELECT value FROM json_each(?))"
+        " ORDER BY x.reading_id, t.computed_at DESC",
+        (json.dumps(reading_ids),),
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+BAND_ORDER = ("low", "low_medium", "medium", "high")
+
+
+def recent_triage(
+    conn: sqlite3.Connection, *, limit: int, min_band: str | None, patient_id: str | None
+) -> list[str]:
+    """Triage JSON, newest first, at or above `min_band`, of one patient if given."""
+    bands = list(BAND_ORDER[BAND_ORDER.index(min_band) :]) if min_band else list(BAND_ORDER)
+    if patient_id is not None:
+        rows = conn.execute(
+            "SELECT json FROM triage INDEXED BY triage_patient WHERE patient_id = ?"
+            " AND band IN (SELECT value FROM json_each(?)) ORDER BY computed_at DESC LIMIT ?",
+            (patient_id, json.dumps(bands), limit),
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT json FROM triage INDEXED BY triage_recent"
+            " WHERE band IN (SELECT value FROM json_each(?)) ORDER BY computed_at DESC LIMIT ?",
+            (json.dumps(bands), limit),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def readings_for_patient(
+    conn: sqlite3.Connection, patient_id: str, *, since: datetime | None, limit: int
+) -> list[str]:
+    """The patient's reading JSON received after `since` (all if None), oldest first.
+
+    Walks the patient's rows in the `readings_patient` index and sorts them by `received_at`:
+    cost grows with the patient's readings on the hub (thousands at most within retention).
+    """
+    rows = conn.execute(
+        "SELECT json FROM reading_rows INDEXED BY readings_patient"
+        " WHERE patient_id = ? AND received_at > ? ORDER BY received_at, seq LIMIT ?",
+        (patient_id, to_db_time(since) if since is not None else "", limit),
     ).fetchall()
     return [row[0] for row in rows]

@@ -218,7 +218,119 @@ _V4 = (
     "CREATE INDEX records_patient ON records (patient_id, updated_at)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+_V5: tuple[str, ...] = (
+    # What the uplink carries besides readings: medical records and triage results. Both become
+    # deliverable like readings: `batch_id` is set once, by the transaction that records the
+    # outbox row, and delivery is the batch's `delivered_at` (one `batches` row per batch).
+    # `nbytes` is the UTF-8 size of `json`, counted in the unsent backlog and the capacity cap.
+    "ALTER TABLE records ADD COLUMN batch_id TEXT",
+    "ALTER TABLE records ADD COLUMN nbytes INTEGER NOT NULL DEFAULT 0 CHECK (nbytes >= 0)",
+    "UPDATE records SET nbytes = length(CAST(json AS BLOB))",
+    # What the uplink reads next (records are routine) and a batch's records (ack, release, prune).
+    "CREATE INDEX records_pending ON records (received_at, id) WHERE batch_id IS NULL",
+    "CREATE INDEX records_batch ON records (batch_id) WHERE batch_id IS NOT NULL",
+    # The hub's triage results: `json` is the wire TriageResult; `priority` 0 (alert) for the high
+    # band, sent before routine data; `reading_ids` is the JSON array of the readings it scored.
+    """
+    CREATE TABLE triage (
+        id            TEXT    PRIMARY KEY,
+        patient_id    TEXT,
+        computed_at   TEXT    NOT NULL,
+        band          TEXT    NOT NULL CHECK (band IN ('low', 'low_medium', 'medium', 'high')),
+        model_version TEXT    NOT NULL,
+        priority      INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 9),
+        nbytes        INTEGER NOT NULL CHECK (nbytes > 0),
+        json          TEXT    NOT NULL,
+        reading_ids   TEXT    NOT NULL,
+        batch_id      TEXT
+    )
+    """,
+    "CREATE INDEX triage_pending ON triage (priority, computed_at) WHERE batch_id IS NULL",
+    "CREATE INDEX triage_batch ON triage (batch_id) WHERE batch_id IS NOT NULL",
+    "CREATE INDEX triage_recent ON triage (computed_at)",
+    "CREATE INDEX triage_patient ON triage (patient_id, computed_at)",
+    # Which triage results scored a reading (`triage_for_readings`); pruned with the result.
+    """
+    CREATE TABLE triage_readings (
+        reading_id TEXT NOT NULL,
+        triage_id  TEXT NOT NULL,
+        PRIMARY KEY (reading_id, triage_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX triage_readings_triage ON triage_readings (triage_id)",
+    """
+    CREATE TRIGGER triage_pruned AFTER DELETE ON triage BEGIN
+        DELETE FROM triage_readings WHERE triage_id = OLD.id;
+    END
+    """,
+    # A patient's readings (`readings_for_patient`, the phones' readings API): on patient_id
+    # alone (rowid = seq follows it). Adding received_at to the key cost inserts ~30 % CPU in
+    # bench_buffer; this costs ~5-20 %. The query sorts one patient's rows by time instead.
+    "CREATE INDEX readings_patient ON reading_rows (patient_id) WHERE patient_id IS NOT NULL",
+)
+
+_V6: tuple[str, ...] = (
+    # Plans the phones' API serves: the newest snapshot only, replaced whole in one transaction
+    # (from the cloud on down/cmd, or `tecsa-hub plans import`). `json` is the wire.plans.Plan;
+    # `ord` keeps the snapshot's order. Its version and source live in `meta`.
+    """
+    CREATE TABLE plans (
+        id    TEXT    PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 128),
+        ord   INTEGER NOT NULL,
+        json  TEXT    NOT NULL
+    ) WITHOUT ROWID
+    """,
+    # Phones seen by zeroconf (`tecsa-hub phones`). Informative only: phones are authenticated
+    # by their tokens, never by what they advertise. `present` is 0 once a phone withdrew.
+    """
+    CREATE TABLE phones (
+        name       TEXT    PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 255),
+        agent      TEXT,
+        app        TEXT,
+        first_seen TEXT    NOT NULL,
+        last_seen  TEXT    NOT NULL,
+        present    INTEGER NOT NULL CHECK (present IN (0, 1))
+    ) WITHOUT ROWID
+    """,
+)
+
+_V7: tuple[str, ...] = (
+    # Signed commands from the cloud (down/cmd, wire.commands; hub/buffer/commands.py).
+    # The revocation list in force: the newest snapshot, replaced whole. A token past its own
+    # expiry needs no entry; rows are pruned when a new snapshot arrives.
+    """
+    CREATE TABLE revoked_tokens (
+        jti        TEXT PRIMARY KEY CHECK (length(jti) BETWEEN 1 AND 128),
+        expires_at TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    # Every command id judged, applied or not, kept until the command expires: a replayed id is
+    # recognised (and ignored) for as long as it could verify.
+    """
+    CREATE TABLE commands (
+        id          TEXT    PRIMARY KEY,
+        kind        TEXT    NOT NULL,
+        version     INTEGER,
+        issued_at   TEXT    NOT NULL,
+        expires_at  TEXT    NOT NULL,
+        received_at TEXT    NOT NULL,
+        outcome     TEXT    NOT NULL CHECK (outcome IN ('applied', 'stale', 'refused')),
+        reason      TEXT
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX commands_expiry ON commands (expires_at)",
+    # The snapshot version applied per kind (only versions that came from the cloud).
+    """
+    CREATE TABLE command_versions (
+        kind       TEXT    PRIMARY KEY,
+        version    INTEGER NOT NULL CHECK (version >= 0),
+        command_id TEXT    NOT NULL,
+        applied_at TEXT    NOT NULL
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 """Migration N (1-based) takes a file from `user_version` N-1 to N."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

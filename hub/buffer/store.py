@@ -12,7 +12,10 @@ from uuid import UUID, uuid4
 
 import structlog
 
-from hub.buffer import queries
+from hub.buffer import commands as command_rows
+from hub.buffer import phones as phone_rows
+from hub.buffer import plans as plan_rows
+from hub.buffer import queries, record_reads
 from hub.buffer.capacity import hours_left
 from hub.buffer.errors import (
     BatchConflict,
@@ -35,6 +38,7 @@ from hub.buffer.values import (
     Device,
     Encounter,
     InsertResult,
+    ItemKind,
     NewReading,
     OutboxBatch,
     OutboxState,
@@ -43,6 +47,7 @@ from hub.buffer.values import (
     Priority,
     Stats,
     SyncResult,
+    UnsentItem,
     UnsentRow,
     UplinkState,
     UplinkStatus,
@@ -50,7 +55,7 @@ from hub.buffer.values import (
 )
 from hub.buffer.writer import CallOp, InsertOp, Row, Writer
 from hub.records.merge import Outcome, StoredVersion, decide
-from wire.items import MedicalRecord
+from wire.items import MedicalRecord, Reading, RiskBand, TriageResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -59,7 +64,8 @@ if TYPE_CHECKING:
     from typing import Concatenate
 
     from hub.buffer.config import BufferConfig
-    from wire.items import Reading
+    from wire.commands import Command
+    from wire.plans import Plan
 
 log = structlog.get_logger(__name__)
 
@@ -218,15 +224,23 @@ class Buffer:
         created_at: datetime,
         readings: Sequence[PendingReading | UnsentRow],
         seal: Callable[[int], bytes],
+        items: Sequence[UnsentItem] = (),
     ) -> OutboxBatch:
         """Seal, record and assign a batch in ONE transaction: after a crash, all of it or nothing.
 
         `seal(seq)` runs on the writer thread inside the transaction with the batch's new
-        sequence number (never reused) and returns the sealed bytes to record. Raises
-        `BatchConflict` if a reading is delivered or in another batch, `BatchNotSealed` if
-        `seal` raised; nothing is recorded then.
+        sequence number (never reused) and returns the sealed bytes to record. `items` are the
+        records and triage results the batch carries next to its readings. Raises
+        `BatchConflict` if a reading or item is delivered or in another batch, `BatchNotSealed`
+        if `seal` raised; nothing is recorded then.
         """
-        return await self._call_async(_record_batch(batch_id, priority, created_at, readings, seal))
+        return await self._call_async(
+            _record_batch(batch_id, priority, created_at, readings, seal, items=items)
+        )
+
+    def unsent_items(self, *, limit: int = 500) -> list[UnsentItem]:
+        """Up to `limit` records and triage results in no batch, alerts first (for the uplink)."""
+        return self._read("listing unsent records and triage", queries.unsent_items, limit=limit)
 
     async def mark_sent(self, batch_id: UUID, *, at: datetime) -> None:
         """Count one more publication of an in-flight batch and remember when it was."""
@@ -284,6 +298,78 @@ class Buffer:
         """Every stored version of a record, newest revision first (conflicts included)."""
         rows = self._read("reading a record", queries.record_versions, str(record_id))
         return [MedicalRecord.model_validate_json(row) for row in rows]
+
+    def latest_record(self, record_id: UUID) -> list[MedicalRecord]:
+        """The versions of the record's highest revision: one, or several kept as a conflict.
+
+        Empty when the record is unknown. The versions are as the phone sent them (the
+        `conflict` flag is added only on the way to the cloud).
+        """
+        rows = self._read("reading a record", queries.latest_record, str(record_id))
+        return [MedicalRecord.model_validate_json(row) for row in rows]
+
+    # --- triage results -----------------------------------------------------------------------
+
+    async def add_triage(self, results: Sequence[TriageResult]) -> int:
+        """Store triage results durably (idempotent by id); returns how many were new.
+
+        A high-band result is queued at alert priority, so the uplink sends it before routine
+        data. Triage results are never refused at capacity (they are small and a lost high band
+        is a safety issue); they count in the unsent backlog like everything else.
+        """
+        rows = [_triage_row(result) for result in results]
+        if not rows:
+            return 0
+        return await self._call_async(_add_triage(rows))
+
+    def triage_for_readings(self, reading_ids: Iterable[UUID]) -> dict[UUID, list[TriageResult]]:
+        """The triage results that scored each reading (newest first); unscored ids are absent."""
+        ids = [str(r) for r in reading_ids]
+        if not ids:
+            return {}
+        rows = self._read("reading triage results", queries.triage_for_readings, ids)
+        out: dict[UUID, list[TriageResult]] = {}
+        for rid, body in rows:
+            out.setdefault(UUID(rid), []).append(TriageResult.model_validate_json(body))
+        return out
+
+    def recent_triage(
+        self,
+        *,
+        limit: int = 50,
+        min_band: RiskBand | None = None,
+        patient_id: str | None = None,
+    ) -> list[TriageResult]:
+        """The newest triage results first, at or above `min_band`, of one patient if given."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        rows = self._read(
+            "listing triage results",
+            queries.recent_triage,
+            limit=limit,
+            min_band=RiskBand(min_band).value if min_band is not None else None,
+            patient_id=patient_id,
+        )
+        return [TriageResult.model_validate_json(row) for row in rows]
+
+    def readings_for_patient(
+        self, patient_id: str, *, since: datetime | None, limit: int
+    ) -> list[Reading]:
+        """The patient's readings received after `since` (all if None), oldest first.
+
+        `since` compares with the hub's `received_at` (always set; a device clock may be wrong).
+        Page by passing the last reading's `received_at` as the next `since`.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        rows = self._read(
+            "listing a patient's readings",
+            queries.readings_for_patient,
+            patient_id,
+            since=since,
+            limit=limit,
+        )
+        return [Reading.model_validate_json(row) for row in rows]
 
     # --- devices and encounters ---------------------------------------------------------------
 
@@ -493,6 +579,81 @@ class Buffer:
             self._local.conn = conn
         return conn
 
+    # --- plans and phones seen (the phones' API; hub/buffer/plans.py, hub/buffer/phones.py) ---
+
+    async def replace_plans(self, plans: Sequence[Plan], *, version: int, source: str) -> None:
+        """Replace every cached plan with this snapshot in one transaction (source cloud/import)."""
+        await self._call_async(plan_rows.replace_plans(plans, version=version, source=source))
+
+    def plans(self) -> list[Plan]:
+        """The cached plans, in the snapshot's order."""
+        return self._read("reading plans", plan_rows.plans)
+
+    def plans_version(self) -> int | None:
+        """The version of the cached snapshot; None before any was stored."""
+        info = self._read("reading plans", plan_rows.plans_info)
+        return None if info is None else info.version
+
+    async def phone_seen(
+        self, name: str, *, agent: str | None, app: str | None, at: datetime, present: bool = True
+    ) -> phone_rows.Phone:
+        """Record a phone zeroconf saw (or, with `present=False`, that it withdrew)."""
+        return await self._call_async(
+            phone_rows.phone_seen(name, agent=agent, app=app, at=at, present=present)
+        )
+
+    def phones(self) -> list[phone_rows.Phone]:
+        """Every phone seen, most recently seen first."""
+        return self._read("listing phones", phone_rows.phones)
+
+    async def phones_absent(self) -> int:
+        """Mark every phone as gone (at daemon start, before discovery looks again)."""
+        return await self._call_async(phone_rows.all_absent())
+
+    def record_versions_flagged(self, record_id: UUID) -> list[tuple[MedicalRecord, bool]]:
+        """(version, conflict flag) of every stored version of a record, latest first."""
+        return self._read("reading a record", record_reads.flagged_versions, str(record_id))
+
+    # --- signed commands from the cloud (hub/buffer/commands.py, hub/commands) ----------------
+
+    async def apply_revocations(
+        self, command: Command, *, received_at: datetime
+    ) -> command_rows.CommandOutcome:
+        """Replace the revocation list with a verified `revocations` command, in one transaction.
+
+        DUPLICATE if its id was judged before, STALE if its version is not newer: nothing changes.
+        """
+        return await self._call_async(command_rows.apply_revocations(command, received_at))
+
+    async def record_command(
+        self,
+        command: Command,
+        *,
+        outcome: command_rows.CommandOutcome,
+        reason: str | None = None,
+        received_at: datetime,
+    ) -> command_rows.CommandOutcome:
+        """Record a verified command's outcome (APPLIED brings its version into force)."""
+        return await self._call_async(
+            command_rows.record_command(command, outcome, reason, received_at)
+        )
+
+    async def prune_commands(self, *, now: datetime) -> int:
+        """Forget commands (and revoked tokens) past their expiry; returns commands forgotten."""
+        return await self._call_async(command_rows.prune_commands(now))
+
+    def judge_command(self, command: Command) -> command_rows.CommandOutcome | None:
+        """DUPLICATE (id judged before), STALE (version not newer) or None (new, to apply)."""
+        return self._read("reading commands", command_rows.judge, command)
+
+    def revoked_token_ids(self, *, now: datetime) -> frozenset[str]:
+        """Ids of revoked tokens not expired at `now`: the API refuses them."""
+        return self._read("reading revoked tokens", command_rows.revoked_token_ids, now=now)
+
+    def command_status(self) -> command_rows.CommandStatus:
+        """Snapshot versions in force and counts of commands by outcome."""
+        return self._read("reading commands", command_rows.command_status)
+
 
 class SyncWrites:
     """The buffer's write methods for threads: each blocks until its transaction committed."""
@@ -518,6 +679,13 @@ class SyncWrites:
     def assign_batch(self, batch_id: UUID, reading_ids: Iterable[UUID]) -> int:
         """Blocking `Buffer.assign_batch`."""
         return self._buffer._call_sync(_assign_batch(batch_id, reading_ids))  # noqa: SLF001
+
+    def add_triage(self, results: Sequence[TriageResult]) -> int:
+        """Blocking `Buffer.add_triage` (for an inference thread)."""
+        rows = [_triage_row(result) for result in results]
+        if not rows:
+            return 0
+        return self._buffer._call_sync(_add_triage(rows))  # noqa: SLF001
 
     def device_seen(
         self, address: str, *, profile: str, at: datetime, name: str | None = None
@@ -599,6 +767,12 @@ def _deliver(conn: sqlite3.Connection, bid: str, stamp: str) -> tuple[int, int]:
     if row is None:
         return 0, 0
     lo, hi, n, nbytes = row
+    (extras,) = conn.execute(
+        "SELECT (SELECT count(*) FROM records INDEXED BY records_batch WHERE batch_id = ?)"
+        " + (SELECT count(*) FROM triage INDEXED BY triage_batch WHERE batch_id = ?)",
+        (bid, bid),
+    ).fetchone()
+    n += extras
     conn.execute(
         "INSERT INTO delivered_kinds (kind, n)"
         " SELECT kind, count(*) FROM reading_rows"
@@ -636,7 +810,13 @@ def _release_batch(batch_id: UUID) -> Callable[[sqlite3.Connection], tuple[int, 
             " WHERE seq BETWEEN ? AND ? AND batch_id = ? AND delivered_at IS NULL",
             (span[0], span[1], bid),
         )
-        return cur.rowcount, 0
+        released = cur.rowcount
+        for table in ("records", "triage"):  # their bytes stay unsent, as the readings' do
+            released += conn.execute(
+                f"UPDATE {table} SET batch_id = NULL WHERE batch_id = ?",  # noqa: S608 - constant
+                (bid,),
+            ).rowcount
+        return released, 0
 
     return run
 
@@ -665,6 +845,9 @@ def _prune_chunk(
                 "DELETE FROM reading_rows WHERE seq BETWEEN ? AND ? AND batch_id = ?",
                 (lo, hi, bid),
             ).rowcount
+            # The batch's records and triage results go with it (delivered and past retention).
+            conn.execute("DELETE FROM records WHERE batch_id = ?", (bid,))
+            conn.execute("DELETE FROM triage WHERE batch_id = ?", (bid,))
             conn.execute("DELETE FROM batches WHERE batch_id = ?", (bid,))
             batches += 1
         return (deleted, batches), 0
@@ -690,8 +873,16 @@ def _record_batch(
     created_at: datetime,
     readings: Sequence[PendingReading | UnsentRow],
     seal: Callable[[int], bytes],
+    *,
+    items: Sequence[UnsentItem] = (),
 ) -> Callable[[sqlite3.Connection], tuple[OutboxBatch, int]]:
     bid = str(batch_id)
+    triage_ids = json.dumps([i.key[0] for i in items if i.kind is ItemKind.TRIAGE_RESULT])
+    record_keys = [
+        (bid, key[0], int(key[1]), key[2])
+        for key in (i.key for i in items if i.kind is ItemKind.MEDICAL_RECORD)
+    ]
+    total_items = len(readings) + len(items)
     created = to_db_time(created_at)
     seq_list = [r.seq for r in readings]
     seqs = json.dumps(seq_list)
@@ -709,8 +900,9 @@ def _record_batch(
         conn.execute(
             "INSERT INTO outbox (seq, batch_id, priority, created_at, sealed, readings)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (seq, bid, priority, created, sealed, len(readings)),
+            (seq, bid, priority, created, sealed, total_items),
         )
+        extra_bytes = _assign_items(conn, bid, triage_ids, record_keys, len(items))
         # One statement, so the GIL is released once for the whole batch (see writer.py).
         update = (
             "UPDATE reading_rows SET batch_id = ?"
@@ -729,10 +921,15 @@ def _record_batch(
             )
         if nbytes is None:
             _add_to_batch(conn, bid, assigned)
+            if extra_bytes:
+                conn.execute(
+                    "UPDATE batches SET nbytes = nbytes + ? WHERE batch_id = ?", (extra_bytes, bid)
+                )
         else:
+            # A batch of records and triage only has no reading rows: lo = hi = 0 spans none.
             conn.execute(
                 "INSERT INTO batches (batch_id, lo, hi, readings, nbytes) VALUES (?, ?, ?, ?, ?)",
-                (bid, lo, hi, taken, nbytes),
+                (bid, lo, hi, taken, nbytes + extra_bytes),
             )
         conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?)"
@@ -745,7 +942,7 @@ def _record_batch(
             priority=priority,
             created_at=created_at,
             sealed=sealed,
-            readings=len(readings),
+            readings=total_items,
             state=OutboxState.IN_FLIGHT,
             attempts=0,
             last_sent_at=None,
@@ -754,6 +951,89 @@ def _record_batch(
             ack_reason=None,
         )
         return batch, 0
+
+    return run
+
+
+def _assign_items(
+    conn: sqlite3.Connection,
+    bid: str,
+    triage_ids: str,
+    record_keys: list[tuple[str, str, int, str]],
+    expected: int,
+) -> int:
+    """Put the batch's records and triage results in `bid`; returns their stored bytes.
+
+    Raises `BatchConflict` (the caller's transaction is undone) if one is gone or batched.
+    """
+    sizes = [
+        n
+        for (n,) in conn.execute(
+            "UPDATE triage SET batch_id = ? WHERE id IN (SELECT value FROM json_each(?))"
+            " AND batch_id IS NULL RETURNING nbytes",
+            (bid, triage_ids),
+        ).fetchall()
+    ]
+    for key in record_keys:
+        row = conn.execute(
+            "UPDATE records SET batch_id = ? WHERE id = ? AND revision = ? AND content_hash = ?"
+            " AND batch_id IS NULL RETURNING nbytes",
+            key,
+        ).fetchone()
+        if row is not None:
+            sizes.append(row[0])
+    if len(sizes) != expected:
+        raise BatchConflict(
+            f"batch {bid}: only {len(sizes)} of {expected} records and triage results were"
+            " still unsent and unbatched; nothing recorded"
+        )
+    return sum(sizes)
+
+
+TriageRow = tuple[str, str | None, str, str, str, int, int, str, str]
+"""id, patient_id, computed_at, band, model_version, priority, nbytes, json, reading_ids."""
+
+
+def _triage_row(result: TriageResult) -> TriageRow:
+    """The `triage` row of a result, serialised in the caller's thread."""
+    body = result.model_dump_json()
+    priority = Priority.ALERT if result.band is RiskBand.HIGH else Priority.ROUTINE
+    return (
+        str(result.id),
+        result.patient_id,
+        to_db_time(result.computed_at),
+        result.band.value,
+        result.model_version,
+        int(priority),
+        len(body.encode()),
+        body,
+        json.dumps([str(r) for r in result.reading_ids]),
+    )
+
+
+def _add_triage(
+    rows: list[TriageRow],
+) -> Callable[[sqlite3.Connection], tuple[int, int]]:
+    def run(conn: sqlite3.Connection) -> tuple[int, int]:
+        new = 0
+        added = 0
+        for row in rows:
+            cur = conn.execute(
+                "INSERT INTO triage (id, patient_id, computed_at, band, model_version, priority,"
+                " nbytes, json, reading_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING",
+                row,
+            )
+            if cur.rowcount != 1:
+                continue
+            new += 1
+            added += row[6]
+            conn.execute(
+                "INSERT OR IGNORE INTO triage_readings (reading_id, triage_id)"
+                " SELECT value, ? FROM json_each(?)",
+                (row[0], row[8]),
+            )
+        return new, added
 
     return run
 
@@ -926,6 +1206,7 @@ def _sync_records(
 ) -> Callable[[sqlite3.Connection], tuple[list[SyncResult], int]]:
     def run(conn: sqlite3.Connection) -> tuple[list[SyncResult], int]:
         results: list[SyncResult] = []
+        added = 0
         for record in records:
             rid = str(record.id)
             versions = conn.execute(
@@ -942,27 +1223,31 @@ def _sync_records(
             decision = decide(record, same_revision=same_revision, latest=latest)
             stored: MedicalRecord | None = None
             if decision.outcome is Outcome.ACCEPTED:
-                _insert_record(conn, record, received_at, conflict=False)
+                added += _insert_record(conn, record, received_at, conflict=False)
             elif decision.outcome is Outcome.CONFLICT:
                 shown = same[0] if same else versions[0]
                 stored = MedicalRecord.model_validate_json(shown[2])
-                _insert_record(conn, record, received_at, conflict=True)
+                added += _insert_record(conn, record, received_at, conflict=True)
                 conn.execute(
                     "UPDATE records SET conflict = 1 WHERE id = ? AND revision = ?",
                     (rid, shown[0]),
                 )
             results.append(SyncResult(decision.outcome, record, stored))
-        return results, 0
+        return results, added  # the new versions' bytes join the unsent backlog
 
     return run
 
 
 def _insert_record(
     conn: sqlite3.Connection, record: MedicalRecord, received_at: datetime, *, conflict: bool
-) -> None:
-    conn.execute(
+) -> int:
+    """Store one record version; returns its JSON bytes if it was new, else 0."""
+    body = record.model_dump_json()
+    nbytes = len(body.encode())
+    cur = conn.execute(
         "INSERT OR IGNORE INTO records (id, revision, content_hash, patient_id, agent_id, type,"
-        " updated_at, received_at, conflict, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " updated_at, received_at, conflict, json, nbytes)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             str(record.id),
             record.revision,
@@ -973,6 +1258,8 @@ def _insert_record(
             record.updated_at.isoformat(),
             received_at.isoformat(),
             int(conflict),
-            record.model_dump_json(),
+            body,
+            nbytes,
         ),
     )
+    return nbytes if cur.rowcount == 1 else 0

@@ -66,6 +66,28 @@ class UnsentRow(NamedTuple):
     nbytes: int
 
 
+class ItemKind(StrEnum):
+    """The kinds of item the uplink carries besides readings (their `Body` field names)."""
+
+    MEDICAL_RECORD = "medical_records"
+    TRIAGE_RESULT = "triage_results"
+
+
+class UnsentItem(NamedTuple):
+    """An unsent medical record or triage result, as the uplink batches it.
+
+    `key` names the stored row: `(id,)` for a triage result, `(id, revision, content_hash)` for a
+    record version. `json` is the wire JSON to send (a record kept as a conflict carries the
+    `conflict` flag); `nbytes` its UTF-8 length.
+    """
+
+    kind: ItemKind
+    key: tuple[str, ...]
+    priority: int
+    json: str
+    nbytes: int
+
+
 @dataclass(frozen=True, slots=True)
 class PendingReading:
     """An unsent reading as the uplink reads it: its order, id and wire JSON."""
@@ -133,6 +155,7 @@ class Stats:
     """Assigned to a batch that the cloud has not acknowledged yet."""
     delivered: int
     unsent_bytes: int
+    """JSON bytes of everything unsent: readings, records and triage results."""
     max_unsent_bytes: int | None
     """The cap the daemon last opened the buffer with; None if unknown."""
     oldest_unsent_received_at: datetime | None
@@ -142,6 +165,11 @@ class Stats:
     open_encounters: int
     schema_version: int
     by_kind: Mapping[str, KindCount] = field(default_factory=dict)
+    """Readings per kind (`total`, `unsent` and `delivered` count readings only)."""
+    records: KindCount = KindCount(total=0, unsent=0)
+    """Medical record versions (conflicts included); unsent = not acknowledged by the cloud."""
+    triage: KindCount = KindCount(total=0, unsent=0)
+    """Triage results; unsent = not acknowledged by the cloud."""
 
     @property
     def at_capacity(self) -> bool:
@@ -234,9 +262,10 @@ class UplinkStatus:
     """A snapshot of the uplink's side of the buffer, for `tecsa-hub uplink status` and metrics."""
 
     unsent: int
-    """Readings the cloud has not acknowledged (waiting, in flight or in rejected batches)."""
+    """Items (readings, records, triage results) the cloud has not acknowledged (waiting, in
+    flight or in rejected batches)."""
     waiting: int
-    """Unsent readings not yet in any batch."""
+    """Unsent items not yet in any batch."""
     oldest_unsent_received_at: datetime | None
     in_flight_batches: int
     in_flight_readings: int
@@ -249,6 +278,10 @@ class UplinkStatus:
     last_ack_batch_id: str | None
     state: UplinkState | None
     """None until an uplink has run against this file."""
+    unsent_records: int = 0
+    """Of `unsent`, medical record versions."""
+    unsent_triage: int = 0
+    """Of `unsent`, triage results."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Hashable, Sequence
 
 ALERT_PRIORITY = 0
 """Priority of alert rows (the buffer's `Priority.ALERT`)."""
@@ -216,6 +216,59 @@ def close_run(
         return None
     return Batch(
         items=tuple(items[:taken]),
+        priority=priority,
+        nbytes=nbytes,
+        opened_at=now,
+        closed_at=now,
+        reason=reason,
+    )
+
+
+def close_items(
+    items: Sequence[T],
+    sizes: Sequence[int],
+    limits: BatchLimits,
+    now: float,
+    *,
+    key: Callable[[T], Hashable],
+) -> Batch[T] | None:
+    """A batch of the leading items of the first item's priority, closed at once (no waiting).
+
+    For medical records and triage results, which are few and sent as soon as they are stored:
+    the batch takes items in order while they keep the first one's priority and fit the count
+    and byte bounds (`sizes[i]` is the UTF-8 length of `items[i].json`; an item larger than
+    `max_bytes` travels alone). An item whose `key` equals one already taken is left for a later
+    batch: a body may not hold two versions of one record id and revision. None when empty.
+    """
+    if not items:
+        return None
+    priority = items[0].priority
+    taken: list[T] = []
+    keys: set[Hashable] = set()
+    nbytes = 0
+    reason = CloseReason.FLUSH
+    for item, size in zip(items, sizes, strict=True):
+        if item.priority != priority:
+            reason = CloseReason.PRIORITY
+            break
+        k = key(item)
+        if k in keys:
+            continue
+        added = size if not taken else SEPARATOR_BYTES + size
+        if taken and nbytes + added > limits.max_bytes:
+            reason = CloseReason.BYTES
+            break
+        taken.append(item)
+        keys.add(k)
+        nbytes += added
+        if len(taken) >= limits.max_items:
+            reason = CloseReason.COUNT
+            break
+        if nbytes >= limits.max_bytes:
+            reason = CloseReason.BYTES
+            break
+    return Batch(
+        items=tuple(taken),
         priority=priority,
         nbytes=nbytes,
         opened_at=now,

@@ -30,8 +30,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hub.buffer.errors import BufferClosed, HubBufferError
-from hub.buffer.values import AckOutcome, UnsentRow, UplinkState
-from hub.uplink.batcher import Batch, Batcher, close_run
+from hub.buffer.values import AckOutcome, ItemKind, UnsentItem, UnsentRow, UplinkState
+from hub.uplink.batcher import Batch, Batcher, close_items, close_run
 from hub.uplink.breaker import BREAKER_GAUGE, Breaker, BreakerState
 from hub.uplink.errors import (
     UplinkConfigError,
@@ -45,10 +45,10 @@ from hub.uplink.sealing import seal_readings
 from wire.acks import verify_ack
 from wire.errors import WireError
 from wire.ids import uuid7
-from wire.topics import ack_topic, batch_topic, status_topic
+from wire.topics import ack_topic, batch_topic, cmd_topic, status_topic
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
     from uuid import UUID
 
     from prometheus_client import CollectorRegistry
@@ -95,6 +95,8 @@ class UplinkService:
         registry: CollectorRegistry | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] | None = None,
+        on_command: Callable[[bytes], Awaitable[None]] | None = None,
+        status_extra: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._config = config
         self._buffer = buffer
@@ -106,6 +108,11 @@ class UplinkService:
         self._batch_topic = batch_topic(config.hub_id)
         self._ack_topic = ack_topic(config.hub_id)
         self._status_topic = status_topic(config.hub_id)
+        self._cmd_topic = cmd_topic(config.hub_id)
+        self._on_command = on_command
+        """Called with the bytes of each message on down/cmd (hub.commands; it never raises)."""
+        self._status_extra = status_extra
+        """Merged into the retained up/status (command versions in force, and so on)."""
         self._breaker = Breaker(threshold=config.breaker_threshold, probe=config.probe)
         self._batcher: Batcher[UnsentRow] = Batcher(config.batch)
         self._rows: list[UnsentRow] = []
@@ -141,6 +148,11 @@ class UplinkService:
 
     def wake(self) -> None:
         """New readings were stored: look for them now instead of at the next poll."""
+        self._kick.set()
+
+    def refresh_status(self) -> None:
+        """Publish the retained status now (something `status_extra` reports changed)."""
+        self._status_due = 0.0
         self._kick.set()
 
     def request_stop(self) -> None:
@@ -217,7 +229,10 @@ class UplinkService:
         """Subscribe to acks, announce, republish what is in flight, then send and receive."""
         loop = asyncio.get_running_loop()
         try:
-            await client.subscribe(self._ack_topic, qos=1, timeout=self._config.timeout_s)
+            topics = [(self._ack_topic, 1)]
+            if self._on_command is not None:
+                topics.append((self._cmd_topic, 1))
+            await client.subscribe(topics, timeout=self._config.timeout_s)
         except aiomqtt.MqttError as exc:
             raise _translate(exc, self._config.broker_url) from exc
         self._set_connected(value=True)
@@ -248,6 +263,13 @@ class UplinkService:
         try:
             async for message in client.messages:
                 payload = message.payload
+                if (
+                    self._on_command is not None
+                    and message.topic.matches(self._cmd_topic)
+                    and isinstance(payload, bytes | bytearray)
+                ):
+                    await self._on_command(bytes(payload))  # logs and counts; never raises
+                    continue
                 if not message.topic.matches(self._ack_topic) or not isinstance(
                     payload, bytes | bytearray
                 ):
@@ -367,6 +389,8 @@ class UplinkService:
     async def _send_new(self, client: aiomqtt.Client, now: float) -> None:
         """Seal, record and publish new batches while the window and the breaker allow."""
         while self._may_send_new(now) and not self._stop.is_set():
+            if await self._send_items(client, now):
+                continue
             batch = self._next_batch(now)
             if batch is None:
                 return
@@ -387,6 +411,71 @@ class UplinkService:
             flight = _Flight(batch_id, record.seq, record.sealed, record.readings)
             self._flights[batch_id] = flight
             self._publish(client, flight, republish=False, now=now)
+
+    async def _send_items(self, client: aiomqtt.Client, now: float) -> bool:
+        """Seal, record and publish one batch of records and triage results if one is due.
+
+        Due when some wait and none of the readings waiting is more urgent: a high-band triage
+        result (alert) goes before any routine reading backlog; routine records and triage go
+        before routine readings. Returns False when nothing was sent.
+        """
+        limits = self._batcher.limits
+        items = self._buffer.unsent_items(limit=limits.max_items)
+        if not items:
+            return False
+        if items[0].priority > 0 and self._reading_priority() < items[0].priority:
+            return False
+        batch = close_items(items, [i.nbytes for i in items], limits, now, key=_item_key)
+        if batch is None or not batch.items:
+            return False
+        created = self._clock()
+        batch_id = uuid7(created, os.urandom(10))
+        record = await self._buffer.record_batch(
+            batch_id=batch_id,
+            priority=batch.priority,
+            created_at=created,
+            readings=(),
+            items=batch.items,
+            seal=self._items_sealer(batch, batch_id, created),
+        )
+        assert record.sealed is not None  # noqa: S101 - a new record holds its bytes
+        flight = _Flight(batch_id, record.seq, record.sealed, record.readings)
+        self._flights[batch_id] = flight
+        self._publish(client, flight, republish=False, now=now)
+        return True
+
+    def _reading_priority(self) -> int:
+        """The priority of the most urgent reading waiting (open batch included); 99 if none."""
+        best = 99
+        if len(self._batcher):
+            best = self._current_priority()
+        head = self._buffer.unsent_rows(after=None, limit=1)
+        return min(best, head[0].priority) if head else best
+
+    def _items_sealer(
+        self, batch: Batch[UnsentItem], batch_id: UUID, created: datetime
+    ) -> Callable[[int], bytes]:
+        """The sealing function for a batch of records and triage results."""
+        config, keys = self._config, self._keys
+        records = [i.json for i in batch.items if i.kind is ItemKind.MEDICAL_RECORD]
+        triage = [i.json for i in batch.items if i.kind is ItemKind.TRIAGE_RESULT]
+
+        def seal(seq: int) -> bytes:
+            return seal_readings(
+                (),
+                records_json=records,
+                triage_json=triage,
+                hub_id=config.hub_id,
+                batch_id=batch_id,
+                seq=seq,
+                now=created,
+                priority=batch.priority,
+                hub_key=keys.hub_identity,
+                cloud_key=keys.cloud_ingest,
+                limits=config.limits,
+            )
+
+        return seal
 
     def _sealer(
         self, batch: Batch[UnsentRow], batch_id: UUID, created: datetime
@@ -576,6 +665,13 @@ class UplinkService:
             "backlog": status.unsent,
             "at": now.isoformat(),
         }
+        if self._status_extra is not None:
+            try:
+                extra = await asyncio.to_thread(self._status_extra)
+            except Exception as exc:  # a broken hook must not stop the status  # noqa: BLE001
+                log.warning("uplink_status_extra_failed", error=repr(exc))
+            else:
+                body = extra | body
         try:
             await client.publish(
                 self._status_topic,
@@ -606,6 +702,11 @@ class UplinkService:
             log.error("uplink_task_failed", error=repr(exc))
         if exc is not None:
             self._kick.set()
+
+
+def _item_key(item: UnsentItem) -> tuple[str, ...]:
+    """Items of one batch must differ by this: a record's id and revision, a triage id."""
+    return (item.kind.value, *item.key[:2])
 
 
 def _translate(exc: aiomqtt.MqttError, broker: str) -> UplinkError:

@@ -94,6 +94,8 @@ class TestCloud:
         self.conflicts: list[uuid.UUID] = []
         """Batch ids seen again with different bytes (must stay empty)."""
         self.seqs: list[int] = []
+        self.bodies: list[tuple[Header, object]] = []
+        """Every batch (header, wire Body) opened, in arrival order (republications included)."""
         self.statuses: list[bytes] = []
         self.errors: list[str] = []
         self._cond = threading.Condition()
@@ -188,6 +190,7 @@ class TestCloud:
                 self.conflicts.append(header.batch_id)
             self.publications[header.batch_id] = self.publications.get(header.batch_id, 0) + 1
             self.seqs.append(header.seq)
+            self.bodies.append((header, opened.body))
             if status is not AckStatus.REJECTED:
                 self.deliveries += len(opened.body.readings)
                 self.readings.update(str(r.id) for r in opened.body.readings)
