@@ -8,10 +8,11 @@ Annotations are evaluated eagerly here (no `from __future__ import annotations`)
 the dependencies' `Annotated[...]` types at run time, including ones built in `create_app`.
 """
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, FastAPI, Request
@@ -20,9 +21,12 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from hub.buffer.values import SyncResult
+from hub.api.models import ApiError
+from hub.api.routes import add_routes
+from hub.buffer.values import Encounter, SyncResult
 from hub.records.merge import Decision, Outcome, check
-from wire.items import MedicalRecord
+from wire.items import MedicalRecord, Reading, TriageResult
+from wire.plans import Plan
 from wire.tokens import Claims, Role, TokenError, TokenInvalid, verify
 
 API_VERSION = "1"
@@ -43,6 +47,27 @@ MAX_RECORDS = 1000
 
 
 @dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """One stored version of a medical record and whether it is flagged as a conflict."""
+
+    record: MedicalRecord
+    conflict: bool
+
+
+RecordVersions = Callable[[UUID], Sequence[StoredRecord]]
+"""Every stored version of a record id, latest revision first; empty when unknown."""
+StartEncounter = Callable[..., Awaitable[Encounter]]
+"""`Buffer.start_encounter(device_address, patient_id, *, started_at, ended_at)`."""
+EndEncounter = Callable[..., Awaitable[Encounter]]
+"""`Buffer.end_encounter(encounter_id, *, ended_at)`."""
+ReadingsForPatient = Callable[..., list[Reading]]
+"""`Buffer.readings_for_patient(patient_id, *, since, limit)`: received after `since`
+(exclusive; None: all), oldest received first, ties in insertion order."""
+TriageForReadings = Callable[[list[UUID]], Mapping[UUID, list[TriageResult]]]
+"""The triage results computed from each of these readings (absent ids: none yet)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ApiContext:
     """What the API needs from the hub, handed in by the composition root."""
 
@@ -54,6 +79,14 @@ class ApiContext:
     """Stores records durably and answers per record (`Buffer.sync_records`)."""
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     max_body: int = MAX_BODY
+    record_versions: RecordVersions | None = None
+    plans: Callable[[], list[Plan]] | None = None
+    """The cached plans (`Buffer.plans`)."""
+    plans_version: Callable[[], int | None] | None = None
+    start_encounter: StartEncounter | None = None
+    end_encounter: EndEncounter | None = None
+    readings_for_patient: ReadingsForPatient | None = None
+    triage_for_readings: TriageForReadings | None = None
 
 
 class HubInfo(BaseModel):
@@ -91,13 +124,6 @@ class BulkSyncResponse(BaseModel):
     """One result per record sent, in the same order; all durable when this is returned."""
 
     results: list[RecordResult]
-
-
-class ApiError(BaseModel):
-    """Every error body."""
-
-    error: str
-    message: str
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -179,6 +205,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
             capacity_hours_left=status.capacity_hours_left,
         )
 
+    add_routes(app, ctx, claims_for)
     return app
 
 

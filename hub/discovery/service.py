@@ -20,7 +20,7 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 from hub.discovery.records import AGENT_SERVICE, HUB_SERVICE, HubRecord, RecordError, parse_phone
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Awaitable, Callable, Coroutine, Sequence
 
 log = structlog.get_logger("hub.discovery")
 RESOLVE_MS = 3000
@@ -47,8 +47,11 @@ class Discovery:
         *,
         interfaces: Sequence[str],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_phone: Callable[[PhoneSeen], Awaitable[None]] | None = None,
     ) -> None:
+        """`on_phone` is awaited with each change to the phones list (the daemon persists it)."""
         self._record = record
+        self._on_phone = on_phone
         self._interfaces = list(interfaces)
         self._now = now
         self._zc: AsyncZeroconf | None = None
@@ -80,7 +83,7 @@ class Discovery:
         if self._zc is None:
             return
         self._info = self._service_info()
-        await self._zc.async_update_service(self._info)
+        await (await self._zc.async_update_service(self._info))
         log.info("discovery_reannounced", service=record.instance())
 
     async def close(self) -> None:
@@ -91,7 +94,9 @@ class Discovery:
             await self._browser.async_cancel()
         if self._zc is not None:
             if self._info is not None:
-                await self._zc.async_unregister_service(self._info)
+                # The call returns the goodbye task: await it too, or the goodbye packets are
+                # never sent before the socket closes and phones keep a dead hub until they probe.
+                await (await self._zc.async_unregister_service(self._info))
             await self._zc.async_close()
         self._zc = None
 
@@ -118,11 +123,23 @@ class Discovery:
             seen = self._phones.get(name)
             if seen is not None:
                 self._phones[name] = replace(seen, present=False, last_seen=self._now())
-                self.changed.set()
+                self._spawn(self._tell(self._phones[name]))
             return
-        task = asyncio.get_running_loop().create_task(self._resolve(zeroconf, name))
+        self._spawn(self._resolve(zeroconf, name))
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _tell(self, phone: PhoneSeen) -> None:
+        """Hand a change to `on_phone` (errors logged: discovery goes on), then signal it."""
+        if self._on_phone is not None:
+            try:
+                await self._on_phone(phone)
+            except Exception as exc:  # noqa: BLE001 - persisting is best effort; keep browsing
+                log.warning("discovery_phone_not_saved", name=phone.name, error=repr(exc))
+        self.changed.set()
 
     async def _resolve(self, zeroconf: Zeroconf, name: str) -> None:
         info = AsyncServiceInfo(AGENT_SERVICE, name)
@@ -143,4 +160,4 @@ class Discovery:
             last_seen=now,
             present=True,
         )
-        self.changed.set()
+        await self._tell(self._phones[name])

@@ -108,8 +108,11 @@ def test_a_streamed_body_without_length_is_cut_at_the_limit():
 
 
 def test_unknown_paths_and_methods_are_json_errors_not_500(client):
-    assert client.get("/api/v1/nope", headers=_auth(_token())).status_code == 404
-    assert client.post("/api/v1/hub", headers=_auth(_token()), content=b"{}").status_code == 405
+    missing = client.get("/api/v1/nope", headers=_auth(_token()))
+    assert (missing.status_code, missing.json()["error"]) == (404, "NotFound")
+    wrong = client.post("/api/v1/hub", headers=_auth(_token()), content=b"{}")
+    assert (wrong.status_code, wrong.json()["error"]) == (405, "MethodNotAllowed")
+    assert wrong.json()["message"] == "Method Not Allowed"
 
 
 def test_openapi_is_published_under_v1(client):

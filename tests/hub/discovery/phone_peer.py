@@ -48,7 +48,7 @@ async def main(agent: str) -> None:
     browser = AsyncServiceBrowser(zc.zeroconf, HUB_SERVICE, handlers=[on_change])
     await loop.run_in_executor(None, sys.stdin.read)  # until the test closes stdin
     await browser.async_cancel()
-    await zc.async_unregister_service(info)  # sends the goodbye packets
+    await (await zc.async_unregister_service(info))  # sends the goodbye packets
     await asyncio.sleep(0.5)  # let the last goodbye leave before the socket closes
     await zc.async_close()
     print(json.dumps({"bye": True}), flush=True)  # noqa: T201 - the report
