@@ -1,1 +1,1 @@
-"""On-site triage: NEWS2 and, to come, a quantized model; the higher band wins."""
+"""On-site triage: NEWS2 and a quantized LiteRT model; the higher band wins (runtime, triage)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hub.inference.news2 import Consciousness, Vitals
+from wire.news2 import Consciousness, Vitals
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from hub.inference.cli import triage_app
-from hub.inference.news2 import Consciousness, InvalidVital, News2, Vitals, score
 from wire.items import RiskBand
+from wire.news2 import Consciousness, InvalidVital, News2, Vitals, score
 
 ALL_NORMAL = Vitals(
     respiration_rate=16,

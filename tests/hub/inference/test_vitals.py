@@ -5,9 +5,9 @@ from uuid import UUID
 
 import pytest
 
-from hub.inference.news2 import Consciousness, Vitals, score
 from hub.inference.vitals import Observations, gather
 from wire.items import Component, Reading, RiskBand
+from wire.news2 import Consciousness, Vitals, score
 
 AT = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 

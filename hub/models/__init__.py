@@ -1,0 +1,1 @@
+"""Signed triage models on the hub: verify, self-test, activate atomically, roll back."""
