@@ -299,9 +299,13 @@ class Central:
         """Stay connected until the device leaves, the hub stops, or others need the slot.
 
         A device silent for `idle_disconnect_s` is let go only while another device waits for a
-        connection slot; one with more data advertises again and is reconnected.
+        connection slot; one with more data advertises again and is reconnected. A device that is
+        never silent that long is let go after `share_after_s` while others wait, so that slots
+        rotate: what it measures meanwhile waits in its own memory (or its next advertisement).
         """
         idle = self._settings.idle_disconnect_s
+        share_after = self._settings.share_after_s
+        held_since = asyncio.get_running_loop().time()
         stop = asyncio.create_task(self._stop.wait())
         gone = asyncio.create_task(disconnected.wait())
         try:
@@ -313,9 +317,11 @@ class Central:
                     return "hub stopping"
                 if gone in done:
                     return "disconnected"
-                silent = asyncio.get_running_loop().time() - state.last_activity
-                if self._waiting and silent >= idle:
+                now = asyncio.get_running_loop().time()
+                if self._waiting and now - state.last_activity >= idle:
                     return "idle while other devices wait"
+                if self._waiting and now - held_since >= share_after:
+                    return "slot shared with waiting devices"
         finally:
             stop.cancel()
             gone.cancel()

@@ -36,7 +36,7 @@ def test_daemon_stores_virtual_readings_and_stops_cleanly_on_sigterm(tmp_path):
     config = tmp_path / "hub.toml"
     config.write_text(
         f'[identity]\nhub_id = "hub-daemon-t1"\nkey_dir = "{tmp_path}/keys"\n'
-        f'[buffer]\npath = "{db}"\n[ble]\nidle_disconnect_s = 1.0\n',
+        f'[buffer]\npath = "{db}"\n[ble]\nidle_disconnect_s = 1.0\nshare_after_s = 2.0\n',
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("TECSA_HUB_")}

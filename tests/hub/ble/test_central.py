@@ -282,6 +282,33 @@ async def test_connection_slots_are_shared_when_devices_stay_connected(hub):
     assert len(hub.central.connected) <= 1
 
 
+@pytest.mark.parametrize(
+    "ble_settings",
+    [BleSettings(max_connections=1, idle_disconnect_s=30.0, share_after_s=0.5)],
+)
+async def test_a_device_that_never_falls_silent_shares_its_slot(hub):
+    chatty = await hub.radio.add(Thermometer(address="F6:00:00:00:00:03", frames=[]))
+    await hub.wait_for(lambda: chatty.address in hub.central.connected)
+    stop = asyncio.Event()
+
+    async def measure_without_pause() -> None:
+        while not stop.is_set():
+            await chatty.measure(36.6)
+            await asyncio.sleep(0.05)  # far below idle_disconnect_s: never idle
+
+    talking = asyncio.create_task(measure_without_pause())
+    try:
+        waiting = await hub.radio.add(Thermometer(address="F6:00:00:00:00:04", frames=[]))
+        await waiting.measure(39.4)  # kept in the thermometer's memory until the hub connects
+        await hub.wait_for(
+            lambda: any(r.components["temperature"].value == 39.4 for r in hub.readings())
+        )
+    finally:
+        stop.set()
+        await talking
+    assert len(hub.central.connected) <= 1
+
+
 async def test_and_cuff_gets_its_date_time_written_before_it_releases_readings(hub):
     clock = VirtualClock(dt.datetime(2020, 1, 1, 0, 0), ClockStyle.DATE_TIME)
     cuff = await hub.radio.add(
