@@ -11,10 +11,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from cloud.auth import cli as auth_cli
+from cloud.commands import cli as commands_cli
 from cloud.config import CloudSettings, load_cloud_settings
 from cloud.db import cli as db_cli
+from cloud.db.records_cli import records_app
 from cloud.errors import CloudError
 from cloud.ingest.cli import ingest_command, replay_command
+from cloud.models import release_cli
 from wire.errors import WireError
 from wire.keys import fingerprint, load_private_key, save_private_key, save_public_key
 
@@ -37,6 +40,10 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(db_cli.db_app, name="db")
 app.add_typer(db_cli.hubs_app, name="hubs")
 app.add_typer(auth_cli.agents_app, name="agents")
+app.add_typer(commands_cli.plans_app, name="plans")
+db_cli.hubs_app.command("push-revocations")(commands_cli.push_revocations_command)
+app.add_typer(release_cli.models_app, name="models")
+app.add_typer(records_app, name="records")
 app.command("ingest")(ingest_command)
 app.command("replay")(replay_command)
 

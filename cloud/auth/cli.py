@@ -11,6 +11,7 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud.auth.tokens import issue_agent_token
+from cloud.commands.cli import push_after_revoke
 from cloud.config import load_cloud_settings
 from cloud.db import connect
 from cloud.db.agents import revoke_tokens, revoked_token_ids
@@ -78,9 +79,22 @@ def revoke(
         str | None, typer.Option("--agent", help="Revoke every valid token of this agent.")
     ] = None,
     reason: Annotated[str | None, typer.Option(help="Why (kept in the registry).")] = None,
+    no_push: Annotated[
+        bool,
+        typer.Option(
+            "--no-push", help="Only record it; hubs learn at the next hubs push-revocations."
+        ),
+    ] = False,
     database_url_: DatabaseUrl = None,
 ) -> None:
-    """Revoke a token (lost phone) or every token of an agent (agent left); hubs learn online."""
+    """Revoke a token (lost phone) or every token of an agent (agent left), then tell the hubs.
+
+    The new revocation list is pushed to every active hub at once (hubs refuse the token from
+    then on). If the broker is unreachable the revocation is still recorded (exit status 0)
+    and goes out with the next push: tecsa-cloud hubs push-revocations --all.
+
+    Example: tecsa-cloud agents revoke --token 0193... --reason "phone lost"
+    """
     if (token_id is None) == (agent_id is None):
         raise typer.BadParameter("give --token or --agent")
     with cli_errors(), connect(database_url(database_url_)) as conn:
@@ -88,6 +102,9 @@ def revoke(
             conn, now=datetime.now(UTC), token_id=token_id, agent_id=agent_id, reason=reason
         )
     typer.echo(f"revoked {len(revoked)} token(s)" + (": " + ", ".join(revoked) if revoked else ""))
+    if not no_push:
+        with cli_errors(), connect(database_url(database_url_)) as conn:
+            push_after_revoke(conn)
 
 
 @agents_app.command("revoked")

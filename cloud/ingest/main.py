@@ -19,6 +19,7 @@ from cloud.ingest.failpoints import failpoint_from_env
 from cloud.ingest.metrics import IngestMetrics
 from cloud.ingest.ports import StoragePorts
 from cloud.ingest.service import Broker, Ingestor
+from cloud.models.agreement import AgreementMetrics, CloudScorer
 from cloud.storage.archive import Archive
 from wire.keys import key_id, load_private_key
 
@@ -93,6 +94,10 @@ def run_ingestor(
             failpoint=failpoint,
             housekeeping=partitions_ahead(pool),
         )
+        # The full model scores what hubs triaged, in its own thread, after each stored batch:
+        # never on the ack's path (docs/models/agreement.md).
+        scorer = CloudScorer(pool, AgreementMetrics(registry))
+        ingestor.after_stored = scorer.after_stored
         log.info(
             "ingest_starting",
             broker=f"{broker.host}:{broker.port}",
@@ -103,7 +108,10 @@ def run_ingestor(
             metrics_port=metrics_port or None,
             failpoint=environ.get("TECSA_FAILPOINT") or None,
         )
-        asyncio.run(_serve(ingestor))
+        try:
+            asyncio.run(_serve(ingestor))
+        finally:
+            scorer.close()
     finally:
         pool.close()
 

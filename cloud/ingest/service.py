@@ -112,6 +112,10 @@ def _utcnow() -> datetime:
 class Ingestor:
     """Consumes sealed batches from the broker and answers each with a signed ack."""
 
+    after_stored: Callable[[Outcome], None] | None = None
+    """Called in the event loop after a batch is committed and acked; must return at once (e.g.
+    `cloud.models.agreement.CloudScorer.after_stored`). Its errors are logged, never raised."""
+
     def __init__(
         self,
         *,
@@ -281,6 +285,11 @@ class Ingestor:
                 self._log(outcome)
                 if outcome.reply is not None:
                     await self._publish(client, outcome.reply, taken.data)
+                if self.after_stored is not None and outcome.verdict is Verdict.STORED:
+                    try:
+                        self.after_stored(outcome)
+                    except Exception:  # a hook's bug never fails a batch
+                        log.exception("after_stored_failed")
             self.metrics.processing_seconds.observe(time.perf_counter() - taken.start)
 
     async def _attempt(self, step: Callable[[], _T], topic: str, stop: asyncio.Event) -> _T | None:

@@ -1,0 +1,221 @@
+"""The cloud's full model on real PostgreSQL: hub results rescored with the float model, stored
+next to the hub's, once; what cannot be scored is recorded with the reason and stops nothing."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import threading
+from datetime import timedelta
+from uuid import UUID
+
+import pytest
+from agreement_support import T0, HubTriage, header_for, hub_body, make_patient, with_band
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cloud.db import add_hub, connect, store_batch
+from cloud.models import full
+from cloud.models.agreement import agreement
+from cloud.models.full import (
+    FullModelError,
+    ModelShelf,
+    StoredReading,
+    load_full_model,
+    score_pending,
+    series_of,
+    snapshot_of,
+)
+from hub.inference import vitals as hub_vitals
+from wire import Body, RiskBand
+from wire.samples import sample_batch_id
+from wire.triage_features import extract_with_news2, input_hash
+
+HUB_ID = "hub-agree-01"
+HUB_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+NOW = T0 + timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def hub_triage() -> HubTriage:
+    return HubTriage()
+
+
+@pytest.fixture
+def conn(db):
+    with connect(db) as c:
+        add_hub(c, HUB_ID, HUB_KEY.public_key())
+        yield c
+
+
+def store(conn, body: Body, seq: int = 1) -> None:
+    batch_id = sample_batch_id(random.Random(seq), NOW)
+    store_batch(
+        conn,
+        header_for(body, hub_id=HUB_ID, hub_key=HUB_KEY, batch_id=batch_id, seq=seq),
+        body,
+        s3_key=f"raw/{HUB_ID}/{batch_id}",
+        received_at=NOW,
+    )
+
+
+def predictions(conn) -> list[tuple]:
+    return conn.execute(
+        "SELECT triage_id, status, reason, cloud_band, edge_band, agree, input_match"
+        " FROM cloud_predictions ORDER BY triage_id"
+    ).fetchall()
+
+
+def stored(reading) -> StoredReading:
+    return StoredReading(
+        reading.id,
+        reading.measured_at,
+        reading.kind,
+        {k: {"value": c.value, "unit": c.unit} for k, c in reading.components.items()},
+    )
+
+
+def test_the_clouds_vitals_table_and_conversions_are_the_hubs():
+    """The cloud may not import the hub: its copy of the hub's gathering must not drift."""
+    assert full.SOURCES == hub_vitals._SOURCES
+    assert full.KPA_TO_MMHG == hub_vitals.KPA_TO_MMHG
+    rng = random.Random(5)
+    for n in range(40):
+        patient = make_patient(rng, n)
+        gathered = hub_vitals.gather(patient.readings, at=T0, window=timedelta(hours=2))
+        (snapshot,) = snapshot_of(series_of([stored(r) for r in patient.readings]))
+        assert snapshot.vitals == gathered.vitals
+
+
+def test_agreement_is_one_when_the_hub_ran_the_int8_model_on_the_same_features(conn, hub_triage):
+    body, _ = hub_body(80, seed=11, hub=hub_triage)
+    store(conn, body)
+
+    report = score_pending(conn, ModelShelf(), now=NOW, batch_size=32)
+
+    assert report.scored == 80
+    assert report.not_scorable == {}
+    rows = predictions(conn)
+    assert len(rows) == 80
+    assert all(status == "scored" and match for _, status, _, _, _, _, match in rows)
+    edge = {t.id: t.band.value for t in body.triage_results}
+    assert {r[0]: r[4] for r in rows} == edge
+    (summary,) = agreement(conn, since=T0 - timedelta(days=1))
+    assert (summary.version, summary.scored, summary.agreement) == ("triage-v1", 80, 1.0)
+    assert summary.disagreements == {}
+    assert summary.input_mismatch == 0
+    # the cloud's bands are real bands, not a copy of the hub's: several bands occur
+    assert len({r[3] for r in rows}) >= 3
+
+
+def test_a_wrong_edge_band_is_stored_as_a_disagreement(conn, hub_triage):
+    body, _ = hub_body(30, seed=12, hub=hub_triage)
+    results = list(body.triage_results)
+    low = next(i for i, t in enumerate(results) if t.band is RiskBand.LOW)
+    results[low] = with_band(results[low], RiskBand.HIGH)
+    store(conn, body.model_copy(update={"triage_results": tuple(results)}))
+
+    report = score_pending(conn, ModelShelf(), now=NOW)
+
+    assert (report.scored, report.agreed) == (30, 29)
+    row = conn.execute(
+        "SELECT edge_band, cloud_band, agree FROM cloud_predictions WHERE triage_id = %s",
+        (results[low].id,),
+    ).fetchone()
+    assert row == ("high", "low", False)
+    (summary,) = agreement(conn, since=T0 - timedelta(days=1))
+    assert summary.disagreements == {"high->low": 1}
+    assert summary.agreement == pytest.approx(29 / 30)
+
+
+def test_rescoring_scores_nothing_twice_even_when_two_scorers_race(conn, db, hub_triage):
+    body, _ = hub_body(60, seed=13, hub=hub_triage)
+    store(conn, body)
+    reports = []
+
+    def scorer():
+        with connect(db) as own:
+            reports.append(score_pending(own, ModelShelf(), now=NOW, batch_size=7))
+
+    threads = [threading.Thread(target=scorer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert conn.execute("SELECT count(*) FROM cloud_predictions").fetchone()[0] == 60
+    assert sum(r.scored for r in reports) >= 60  # a raced row is computed, stored once
+    again = score_pending(conn, ModelShelf(), now=NOW)
+    assert again.total == 0
+    assert conn.execute("SELECT count(*) FROM cloud_predictions").fetchone()[0] == 60
+
+
+def test_results_that_cannot_be_scored_are_recorded_and_stop_nothing(conn, hub_triage):
+    rng = random.Random(1014)
+    body, _ = hub_body(10, seed=14, hub=hub_triage)
+    good = list(body.triage_results)
+    late = make_patient(rng, 900)  # its readings come in a later batch
+    (missing,) = hub_triage.results([late], rng)
+    news2_only = good[0].model_copy(
+        update={"id": UUID(int=1, version=4), "model_version": "news2-only"}
+    )
+    unknown = good[1].model_copy(update={"id": UUID(int=2, version=4), "model_version": "v9"})
+    empty = good[2].model_copy(update={"id": UUID(int=3, version=4), "reading_ids": ()})
+    odd = [missing, news2_only, unknown, empty]
+    store(conn, body.model_copy(update={"triage_results": (*odd[:2], *good, *odd[2:])}))
+
+    report = score_pending(conn, ModelShelf(), now=NOW)
+
+    assert report.scored == 10
+    assert report.not_scorable == {
+        "readings_missing": 1,
+        "news2_only": 1,
+        "unknown_model": 1,
+        "no_readings": 1,
+    }
+    reasons = dict(
+        conn.execute(
+            "SELECT triage_id, reason FROM cloud_predictions WHERE status = 'not_scorable'"
+        ).fetchall()
+    )
+    assert reasons[missing.id] == "readings_missing"
+    by_version = {s.version: s for s in agreement(conn, since=T0 - timedelta(days=1))}
+    assert sorted(by_version) == ["news2-only", "triage-v1", "v9"]
+    summary = by_version["triage-v1"]
+    assert (summary.scored, summary.agreement, summary.not_scorable) == (10, 1.0, 2)
+    assert (by_version["v9"].scored, by_version["v9"].agreement) == (0, None)
+
+    # the readings arrive: a plain rerun leaves the verdict, --retry-missing scores it
+    store(conn, Body(readings=late.readings), seq=2)
+    assert score_pending(conn, ModelShelf(), now=NOW).total == 0
+    retried = score_pending(conn, ModelShelf(), now=NOW, retry_missing=True)
+    assert (retried.scored, retried.agreed) == (1, 1)
+    assert retried.not_scorable == {"unknown_model": 1}  # checked again: still no v9 artifacts
+
+
+def test_inputs_the_cloud_cannot_rebuild_are_flagged_not_hidden(conn, hub_triage):
+    """A hub that also used the patient's age has another input hash: scored, input_match false."""
+    rng = random.Random(15)
+    patient = make_patient(rng, 1)
+    (result,) = hub_triage.results([patient], rng)
+    row, _ = extract_with_news2(patient.series, age_years=82)
+    result = result.model_copy(update={"input_hash": input_hash(row)})
+    store(conn, Body(readings=patient.readings, triage_results=(result,)))
+
+    score_pending(conn, ModelShelf(), now=NOW)
+
+    ((_, status, _, _, _, _, match),) = predictions(conn)
+    assert (status, match) == ("scored", False)
+    (summary,) = agreement(conn, since=T0 - timedelta(days=1))
+    assert summary.input_mismatch == 1
+
+
+def test_a_float_model_that_does_not_match_its_manifest_is_refused(tmp_path):
+    shutil.copytree(full.ARTIFACTS_DIR / "triage-v1", tmp_path / "triage-v1")
+    model = tmp_path / "triage-v1" / "model_float.tflite"
+    assert load_full_model("triage-v1", tmp_path).version == "triage-v1"
+    model.write_bytes(model.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(FullModelError, match="SHA-256"):
+        load_full_model("triage-v1", tmp_path)
+    with pytest.raises(FullModelError, match="no model artifacts"):
+        load_full_model("../triage-v1", tmp_path)
+    assert ModelShelf(tmp_path).get("triage-v1") is None
