@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench clean help
+.PHONY: install demo test lint format bench clean help train
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -42,6 +42,18 @@ format: $(STAMP)  ## apply the formatter and safe lint fixes
 
 bench: $(STAMP)  ## print the performance figures the issues name (nothing is asserted)
 	$(BIN)/python -m bench
+
+TRAIN_VENV := .venv-train
+TRAIN_STAMP := $(TRAIN_VENV)/.installed
+
+$(TRAIN_STAMP): pyproject.toml
+	@test -x $(TRAIN_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TRAIN_VENV)/bin/python -m pip install --quiet -e '.[train]'
+	@touch $@
+
+train: $(TRAIN_STAMP)  ## train the triage model on SYNTHETIC data (.venv-train, tensorflow-cpu); writes cloud/models/artifacts and docs/models
+	$(TRAIN_VENV)/bin/python -m cloud.models train
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache

@@ -9,6 +9,8 @@ import time
 
 import bench
 
+ALIASES = {"phone": "bench_phone_sync"}  # short names for `python -m bench NAME`
+
 
 def main(names: list[str]) -> int:
     """Run `bench_*` modules' `main()` in name order; return non-zero if one failed to run."""
@@ -18,6 +20,7 @@ def main(names: list[str]) -> int:
     modules = sorted(
         m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_")
     )
+    names = [ALIASES.get(n, n) for n in names]
     chosen = [m for m in modules if not names or m in names or m.removeprefix("bench_") in names]
     failed = 0
     for name in chosen:

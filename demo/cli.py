@@ -90,6 +90,8 @@ def demo(
     console = Console(stderr=True)
     tally = asyncio.run(run_demo(options, console))
     typer.echo(tally.line())
+    if tally.phone is not None:
+        typer.echo(tally.phone.line())
     if not tally.ok:
         console.print("[red]something is missing or doubled: see the log[/red]")
     sys.exit(0 if tally.ok else 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -33,6 +34,7 @@ from cloud.ingest.metrics import IngestMetrics
 from cloud.ingest.ports import StoragePorts
 from cloud.ingest.service import Broker, Ingestor
 from cloud.storage.archive import Archive
+from demo.phone import PhoneCheck, SimulatedPhone
 from demo.services import Endpoints, services
 from hub.config import (
     IDENTITY_KEY_FILE,
@@ -80,11 +82,13 @@ class Tally:
     missing: int
     duplicates: int
     delivered: int
+    phone: PhoneCheck | None = None
+    """The simulated phone's records against the hub's (None before the final check)."""
 
     @property
     def ok(self) -> bool:
-        """Nothing missing, nothing doubled."""
-        return self.missing == 0 and self.duplicates == 0
+        """Nothing missing, nothing doubled: readings in the cloud, phone records on the hub."""
+        return self.missing == 0 and self.duplicates == 0 and (self.phone is None or self.phone.ok)
 
     def line(self) -> str:
         """The summary line the demo ends with."""
@@ -160,8 +164,18 @@ async def _run(options: DemoOptions, console: Console, ep: Endpoints, hub_id: st
         asyncio.create_task(ingestor.run(stop_cloud), name="ingestor"),
         asyncio.create_task(run_hub(hub_settings, hub_options, stop_hub), name="hub"),
     ]
+    # The simulated phone finds the hub by zeroconf on 127.0.0.1, as a real one would.
+    phone = SimulatedPhone(options.workdir / "phone", cloud_signing_key=keys.signing)
+    stop_phone = asyncio.Event()
+    phone_task = asyncio.create_task(phone.run(stop_phone), name="phone")
     hub_db = hub_settings.buffer.path
-    count = _counter(hub_db, ep.database_url, hub_id)
+    readings = _counter(hub_db, ep.database_url, hub_id)
+
+    def count() -> Tally:
+        return dataclasses.replace(
+            readings(), phone=phone.check(hub_db, database_url=ep.database_url, hub_id=hub_id)
+        )
+
     started = time.monotonic()
     try:
         with Live(_table(count(), 0.0, "measuring"), console=console, refresh_per_second=4) as live:
@@ -177,10 +191,11 @@ async def _run(options: DemoOptions, console: Console, ep: Endpoints, hub_id: st
                 lambda: live.update(_table(count(), time.monotonic() - started, "measuring")),
             )
             stop_devices.set()
+            stop_phone.set()
             drain_started = time.monotonic()
             await _until(
                 lambda: (
-                    _drained(count())
+                    (_drained(count()) and phone_task.done())
                     or time.monotonic() - drain_started > DRAIN_TIMEOUT_S
                     or any(t.done() for t in tasks)
                 ),
@@ -188,8 +203,12 @@ async def _run(options: DemoOptions, console: Console, ep: Endpoints, hub_id: st
             )
             live.update(_table(count(), time.monotonic() - started, "stopping"))
     finally:
+        stop_phone.set()
         stop_hub.set()
         stop_cloud.set()
+        if not phone_task.done():  # only when the demo failed: a drained phone has returned
+            phone_task.cancel()
+        tasks.append(phone_task)
         results = await asyncio.gather(*tasks, return_exceptions=True)
         pool.close()
         for task, result in zip(tasks, results, strict=True):
@@ -199,7 +218,8 @@ async def _run(options: DemoOptions, console: Console, ep: Endpoints, hub_id: st
 
 
 def _drained(t: Tally) -> bool:
-    return t.captured > 0 and t.delivered == t.captured and t.stored == t.captured
+    readings = t.captured > 0 and t.delivered == t.captured and t.stored == t.captured
+    return readings and (t.phone is None or t.phone.ok)
 
 
 async def _until(done: Callable[[], bool], tick: Callable[[], None]) -> None:
@@ -248,10 +268,21 @@ def _table(t: Tally, elapsed: float, phase: str) -> Table:
         "stored in the cloud",
         "missing",
         "duplicates",
+        "phone records queued",
+        "phone records synced",
+        "phone records in the cloud",
     ):
         table.add_column(name, justify="right")
+    phone = t.phone or PhoneCheck(0, 0, 0, 0)
     table.add_row(
-        str(t.captured), str(t.delivered), str(t.stored), str(t.missing), str(t.duplicates)
+        str(t.captured),
+        str(t.delivered),
+        str(t.stored),
+        str(t.missing),
+        str(t.duplicates),
+        str(phone.pending),
+        str(phone.synced),
+        str(phone.in_cloud),
     )
     return table
 

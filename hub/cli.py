@@ -10,6 +10,7 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from hub import phones_cli, plans_cli
 from hub.ble import cli as ble_cli
 from hub.buffer import cli as buffer_cli
 from hub.config import (
@@ -23,6 +24,7 @@ from hub.daemon import DaemonOptions, serve
 from hub.errors import HubError
 from hub.inference import cli as triage_cli
 from hub.logging import configure_logging
+from hub.models import cli as models_cli
 from hub.uplink import cli as uplink_cli
 from wire.errors import WireError
 from wire.keys import fingerprint, load_private_key, save_private_key, save_public_key
@@ -53,6 +55,9 @@ app.add_typer(buffer_cli.buffer_app, name="buffer")
 app.add_typer(buffer_cli.devices_app, name="devices")
 app.add_typer(uplink_cli.uplink_app, name="uplink")
 app.add_typer(triage_cli.triage_app, name="triage")
+app.add_typer(plans_cli.plans_app, name="plans")
+app.add_typer(phones_cli.phones_app, name="phones")
+app.add_typer(models_cli.models_app, name="models")
 
 ConfigOption = Annotated[
     Path | None,

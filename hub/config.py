@@ -102,6 +102,9 @@ class BleSettings(_Section):
     """Longest wait between attempts to reach a device that keeps failing."""
     idle_disconnect_s: float = Field(default=20.0, gt=0)
     """A device silent this long is let go when other devices wait for a connection slot."""
+    share_after_s: float = Field(default=60.0, gt=0)
+    """A device connected this long is let go, even if busy, when other devices wait for a slot
+    (a device that measures without pause must not keep the others from ever being read)."""
 
     @field_validator("device_timezone")
     @classmethod
@@ -130,6 +133,24 @@ class DiscoverySettings(_Section):
     """Addresses to advertise on; a deployment names its LAN interface address explicitly."""
 
 
+class ModelsSettings(_Section):
+    """Signed triage models (hub/models): installed releases, the active and previous one."""
+
+    dir: Path = Path("/var/lib/tecsa-hub/models")
+
+
+class TriageSettings(_Section):
+    """Triage on the hub (hub/inference/engine.py, docs/triage.md)."""
+
+    enabled: bool = True
+    window_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    """Vitals measured this long before a new reading count in its triage."""
+    interval_s: float = Field(default=2.0, gt=0, le=3600)
+    """How often the engine looks for new readings."""
+    batch_size: int = Field(default=500, ge=1, le=20_000)
+    """Readings scored per pass, in one model invocation."""
+
+
 class HubSettings(BaseSettings):
     """Everything the hub daemon and `tecsa-hub` read; one instance per process."""
 
@@ -143,6 +164,8 @@ class HubSettings(BaseSettings):
     ble: BleSettings = BleSettings()
     api: ApiSettings = ApiSettings()
     discovery: DiscoverySettings = DiscoverySettings()
+    models: ModelsSettings = ModelsSettings()
+    triage: TriageSettings = TriageSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -9,26 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hub import __version__
-from hub.api.app import ApiContext, HubStatus, create_app
+from hub.api.app import ApiContext, HubStatus, StoredRecord, create_app
 from hub.api.server import serve_api
 from hub.api.tls import ensure_certificate
 from hub.ble.central import Backends, Central
 from hub.ble.errors import BleError
 from hub.ble.profiles import default_profiles_dir, load_profiles
 from hub.buffer import Buffer, BufferConfig
+from hub.commands import CommandHandler, RevokedTokens, plans_handler
 from hub.config import IDENTITY_KEY_FILE
-from hub.discovery import Discovery, HubRecord
+from hub.discovery import Discovery, HubRecord, PhoneSeen
+from hub.inference.engine import EngineConfig, TriageEngine
+from hub.inference.runtime import LiteRTInterpreter
+from hub.models.holder import ModelHolder, ModelService, model_release_handler
+from hub.models.store import ModelStore, load_default
 from hub.uplink import UplinkConfig, UplinkKeys, UplinkService
+from wire.commands import CommandKind
 from wire.errors import WireError
 from wire.keys import load_public_key
 
@@ -97,11 +104,16 @@ async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.E
                             )
                         )
                     )
-            uplink = _build_uplink(settings, buffer)
+            revoked = RevokedTokens(buffer)
+            revoked.refresh()
+            holder, models = await asyncio.to_thread(_build_models, settings)
+            commands = _build_commands(settings, buffer, revoked, models)
+            uplink = _build_uplink(settings, buffer, commands, holder)
+            if commands is not None and uplink is not None:
+                commands.on_applied = lambda _command: uplink.refresh_status()
             if uplink is not None:
                 tasks.append(asyncio.create_task(uplink.run()))
-            api = _build_api(settings, buffer)
-            discovery: Discovery | None = None
+            api = _build_api(settings, buffer, revoked)
             if api is not None:
                 app, tls = api
                 tasks.append(
@@ -111,12 +123,9 @@ async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.E
                         )
                     )
                 )
-                discovery = Discovery(
-                    HubRecord(settings.identity.hub_id, settings.api.port, tls.fingerprint),
-                    interfaces=settings.discovery.interfaces,
-                )
-                await discovery.start()
+                discovery = await _start_discovery(settings, tls, buffer)
                 stack.push_async_callback(discovery.close)
+            tasks += _start_triage(settings, buffer, holder, stop)
             if settings.ble.enabled:
                 central = Central(
                     profiles=profiles, buffer=buffer, settings=settings.ble, backends=backends
@@ -141,7 +150,9 @@ async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.E
         log.info("hub_stopped")
 
 
-def _build_api(settings: HubSettings, buffer: Buffer) -> tuple[FastAPI, TlsIdentity] | None:
+def _build_api(
+    settings: HubSettings, buffer: Buffer, revoked: RevokedTokens
+) -> tuple[FastAPI, TlsIdentity] | None:
     """The phones' API and its certificate, or None (logged) when disabled or unconfigured."""
     log = structlog.get_logger("hub.api")
     if not settings.api.enabled:
@@ -171,16 +182,113 @@ def _build_api(settings: HubSettings, buffer: Buffer) -> tuple[FastAPI, TlsIdent
         ApiContext(
             hub_id=identity.hub_id,
             cloud_signing_key=cloud_key,
-            revoked=frozenset,  # the revocation list arrives on down/cmd (to come)
+            revoked=revoked,  # in memory, refreshed when a list arrives on down/cmd
             status=status,
             sync_records=buffer.sync_records,
+            record_versions=lambda rid: [
+                StoredRecord(rec, conflict) for rec, conflict in buffer.record_versions_flagged(rid)
+            ],
+            plans=buffer.plans,
+            plans_version=buffer.plans_version,
+            start_encounter=buffer.start_encounter,
+            end_encounter=buffer.end_encounter,
+            readings_for_patient=buffer.readings_for_patient,
+            triage_for_readings=buffer.triage_for_readings,
         )
     )
     log.info("api_ready", port=settings.api.port, tls_fingerprint=tls.fingerprint)
     return app, tls
 
 
-def _build_uplink(settings: HubSettings, buffer: Buffer) -> UplinkService | None:
+async def _start_discovery(settings: HubSettings, tls: TlsIdentity, buffer: Buffer) -> Discovery:
+    """Advertise the hub and browse phones, recording them in the buffer as they come and go."""
+    discovery = Discovery(
+        HubRecord(settings.identity.hub_id, settings.api.port, tls.fingerprint),
+        interfaces=settings.discovery.interfaces,
+        on_phone=functools.partial(_save_phone, buffer),
+    )
+    await buffer.phones_absent()  # none is known to be there until discovery sees it again
+    await discovery.start()
+    return discovery
+
+
+async def _save_phone(buffer: Buffer, phone: PhoneSeen) -> None:
+    """Persist what discovery saw, for `tecsa-hub phones`."""
+    await buffer.phone_seen(
+        phone.name, agent=phone.agent, app=phone.app, at=phone.last_seen, present=phone.present
+    )
+
+
+def _build_models(settings: HubSettings) -> tuple[ModelHolder, ModelService | None]:
+    """The model triage uses and the service that installs releases (None without the key).
+
+    Without the cloud's signing key no release can be verified: triage then runs on the model
+    bundled with the hub (or NEWS2 alone) and `model_release` commands are not handled.
+    """
+    try:
+        cloud_key = load_public_key(settings.identity.cloud_signing_key, Ed25519PublicKey)
+    except WireError as exc:
+        structlog.get_logger("hub.models").error(
+            "model_releases_disabled", reason=str(exc), fix="install the cloud's signing public key"
+        )
+        return ModelHolder(load_default(LiteRTInterpreter)), None
+    service = ModelService(ModelStore(settings.models.dir, cloud_key))
+    try:
+        service.reload()
+    except OSError as exc:  # an unreadable models dir must not stop triage (nor the hub)
+        structlog.get_logger("hub.models").error(
+            "models_dir_unreadable", dir=str(settings.models.dir), error=str(exc)
+        )
+        service.holder.swap(load_default(LiteRTInterpreter))
+    return service.holder, service
+
+
+def _start_triage(
+    settings: HubSettings, buffer: Buffer, holder: ModelHolder, stop: asyncio.Event
+) -> list[asyncio.Task[object]]:
+    """The triage loop over new readings (on the holder's model at each batch), if enabled."""
+    t = settings.triage
+    if not t.enabled:
+        structlog.get_logger("hub.triage").warning("triage_disabled", reason="triage.enabled")
+        return []
+    config = EngineConfig(
+        window=timedelta(minutes=t.window_minutes), interval_s=t.interval_s, batch_size=t.batch_size
+    )
+    engine = TriageEngine(buffer, settings.buffer.path, holder.triage_model, config)
+    return [asyncio.create_task(engine.run(stop))]
+
+
+def _build_commands(
+    settings: HubSettings,
+    buffer: Buffer,
+    revoked: RevokedTokens,
+    models: ModelService | None = None,
+) -> CommandHandler | None:
+    """The handler of the cloud's signed commands, or None (logged) without the cloud's key."""
+    identity = settings.identity
+    try:
+        cloud_key = load_public_key(identity.cloud_signing_key, Ed25519PublicKey)
+    except WireError as exc:
+        structlog.get_logger("hub.commands").error(
+            "commands_disabled", reason=str(exc), fix="install the cloud's signing public key"
+        )
+        return None
+    return CommandHandler(
+        hub_id=identity.hub_id,
+        cloud_key=cloud_key,
+        buffer=buffer,
+        handlers={CommandKind.PLANS: plans_handler(buffer)}
+        | ({CommandKind.MODEL_RELEASE: model_release_handler(models)} if models else {}),
+        revoked=revoked,
+    )
+
+
+def _build_uplink(
+    settings: HubSettings,
+    buffer: Buffer,
+    commands: CommandHandler | None = None,
+    holder: ModelHolder | None = None,
+) -> UplinkService | None:
     """The uplink, or None (logged) when it is disabled or its keys are missing.
 
     A hub without its keys keeps collecting: readings wait in the buffer until a technician
@@ -203,7 +311,19 @@ def _build_uplink(settings: HubSettings, buffer: Buffer) -> UplinkService | None
         )
         return None
     config = UplinkConfig.from_settings(identity.hub_id, settings.uplink, version=__version__)
-    return UplinkService(config, buffer, keys)
+    return UplinkService(
+        config,
+        buffer,
+        keys,
+        on_command=commands,
+        status_extra=functools.partial(_status_extra, commands, holder),
+    )
+
+
+def _status_extra(commands: CommandHandler | None, holder: ModelHolder | None) -> dict[str, Any]:
+    """What up/status carries besides the uplink's own state: commands, the model in use."""
+    report = commands.status() if commands is not None else {}
+    return report | {"model_version": holder.version if holder is not None else None}
 
 
 async def _keep_ble_running(central: Central, stop: asyncio.Event) -> None:
