@@ -12,13 +12,14 @@ Per record, independently (one bad record never fails the others):
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
 
-from wire.canonical import NotCanonicalizable, content_hash
+from wire.canonical import NotCanonicalizable, canonical
 from wire.items import MedicalRecord
 
 
@@ -39,6 +40,11 @@ class StoredVersion:
     content_hash: str
 
 
+MAX_PAYLOAD_BYTES = 256 * 1024
+"""A record's payload, as canonical JSON, may be at most this big: every record must fit in one
+uplink batch (`uplink.batch_max_bytes`, 256 KiB by default, and the envelope's hard limit)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome, the parsed record (None when rejected) and the reason when rejected."""
@@ -57,9 +63,16 @@ def check(raw: Any) -> MedicalRecord | Decision:  # noqa: ANN401 - a record as t
         where = ".".join(str(p) for p in err["loc"]) or "record"
         return Decision(Outcome.REJECTED, reason=f"{where}: {err['msg']}")
     try:
-        expected = content_hash(record.payload)
+        encoded = canonical(record.payload)
     except NotCanonicalizable as exc:
         return Decision(Outcome.REJECTED, reason=f"payload: {exc}")
+    if len(encoded) > MAX_PAYLOAD_BYTES:
+        return Decision(
+            Outcome.REJECTED,
+            reason=f"payload is {len(encoded)} bytes (canonical JSON); the most a record may carry "
+            f"is {MAX_PAYLOAD_BYTES}: keep attachments out of records",
+        )
+    expected = "sha256:" + hashlib.sha256(encoded).hexdigest()
     if record.content_hash != expected:
         return Decision(
             Outcome.REJECTED,

@@ -5,7 +5,7 @@ from uuid import UUID
 
 import pytest
 
-from hub.records.merge import Decision, Outcome, StoredVersion, check, decide
+from hub.records.merge import MAX_PAYLOAD_BYTES, Decision, Outcome, StoredVersion, check, decide
 from wire.canonical import content_hash
 from wire.items import MedicalRecord
 
@@ -63,3 +63,17 @@ def test_outcomes():
     assert decide(record, same_revision=other, latest=other).outcome is Outcome.CONFLICT
     assert decide(record, same_revision=None, latest=newer).outcome is Outcome.CONFLICT
     assert decide(record, same_revision=None, latest=older).outcome is Outcome.ACCEPTED
+
+
+def test_a_payload_too_big_for_one_batch_is_rejected_and_one_at_the_limit_is_not():
+    def payload_of(size: int) -> dict[str, str]:
+        return {"notes": "x" * (size - len('{"notes":""}'))}
+
+    at_limit, over = payload_of(MAX_PAYLOAD_BYTES), payload_of(MAX_PAYLOAD_BYTES + 1)
+    assert isinstance(
+        check(_raw(payload=at_limit, content_hash=content_hash(at_limit))), MedicalRecord
+    )
+    refused = check(_raw(payload=over, content_hash=content_hash(over)))
+    assert isinstance(refused, Decision)
+    assert refused.outcome is Outcome.REJECTED
+    assert f"payload is {MAX_PAYLOAD_BYTES + 1} bytes" in refused.reason
