@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from hub.discovery.addresses import check_entry
 from hub.errors import ConfigError
 from wire.errors import InvalidTopic
 from wire.topics import validate_hub_id
@@ -130,7 +131,17 @@ class DiscoverySettings(_Section):
     """Zeroconf advertisement and browsing."""
 
     interfaces: tuple[str, ...] = ("127.0.0.1",)
-    """Addresses to advertise on; a deployment names its LAN interface address explicitly."""
+    """IPv4 addresses or interface names (`wlan0`) to advertise on; a name follows the address
+    the interface has now (a new DHCP lease is re-announced). Tests and the demo: 127.0.0.1."""
+    recheck_s: float = Field(default=10.0, gt=0, le=3600)
+    """How often interface names are resolved again to see whether the hub's address changed."""
+
+    @field_validator("interfaces")
+    @classmethod
+    def _entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one address or interface to advertise on")
+        return tuple(check_entry(entry) for entry in value)
 
 
 class ModelsSettings(_Section):

@@ -30,6 +30,7 @@ from hub.buffer import Buffer, BufferConfig
 from hub.commands import CommandHandler, RevokedTokens, plans_handler
 from hub.config import IDENTITY_KEY_FILE
 from hub.discovery import Discovery, HubRecord, PhoneSeen
+from hub.discovery.addresses import is_ipv4, resolve
 from hub.inference.engine import EngineConfig, TriageEngine
 from hub.inference.runtime import LiteRTInterpreter
 from hub.models.holder import ModelHolder, ModelService, model_release_handler
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from hub.api.tls import TlsIdentity
-    from hub.config import HubSettings
+    from hub.config import DiscoverySettings, HubSettings
 
 MIB = 1024 * 1024
 BLE_RETRY_S = 60.0
@@ -84,26 +85,8 @@ async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.E
             tasks: list[asyncio.Task[object]] = []
             backends = None
             if options.virtual_devices:
-                from hub.ble.bumble_backend import VirtualRadio  # noqa: PLC0415 - demo/test only
-                from hub.ble.virtual.demo import health_post_devices, simulate  # noqa: PLC0415
-
-                radio = await stack.enter_async_context(VirtualRadio())
-                devices = health_post_devices(datetime.now(UTC), count=options.virtual_devices)
-                for device in devices:
-                    await radio.add(device)
-                backends = Backends(radio.scanner_backend, radio.client_backend)
-                if options.simulate_every_s:
-                    rng = random.Random(options.seed)  # noqa: S311 - simulated measurements
-                    tasks.append(
-                        asyncio.create_task(
-                            simulate(
-                                devices,
-                                stop=options.devices_stop or stop,
-                                interval_s=options.simulate_every_s,
-                                rng=rng,
-                            )
-                        )
-                    )
+                backends, simulating = await _virtual_devices(stack, options, stop)
+                tasks += simulating
             revoked = RevokedTokens(buffer)
             revoked.refresh()
             holder, models = await asyncio.to_thread(_build_models, settings)
@@ -123,8 +106,9 @@ async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.E
                         )
                     )
                 )
-                discovery = await _start_discovery(settings, tls, buffer)
+                discovery, following = await _start_discovery(settings, tls, buffer, stop)
                 stack.push_async_callback(discovery.close)
+                tasks += following
             tasks += _start_triage(settings, buffer, holder, stop)
             if settings.ble.enabled:
                 central = Central(
@@ -150,6 +134,27 @@ async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.E
         log.info("hub_stopped")
 
 
+async def _virtual_devices(
+    stack: contextlib.AsyncExitStack, options: DaemonOptions, stop: asyncio.Event
+) -> tuple[Backends, list[asyncio.Task[object]]]:
+    """An in-process radio with the health post's virtual devices, and their measuring task."""
+    from hub.ble.bumble_backend import VirtualRadio  # noqa: PLC0415 - demo/test only
+    from hub.ble.virtual.demo import health_post_devices, simulate  # noqa: PLC0415
+
+    radio = await stack.enter_async_context(VirtualRadio())
+    devices = health_post_devices(datetime.now(UTC), count=options.virtual_devices)
+    for device in devices:
+        await radio.add(device)
+    backends = Backends(radio.scanner_backend, radio.client_backend)
+    if not options.simulate_every_s:
+        return backends, []
+    rng = random.Random(options.seed)  # noqa: S311 - simulated measurements
+    measuring = simulate(
+        devices, stop=options.devices_stop or stop, interval_s=options.simulate_every_s, rng=rng
+    )
+    return backends, [asyncio.create_task(measuring)]
+
+
 def _build_api(
     settings: HubSettings, buffer: Buffer, revoked: RevokedTokens
 ) -> tuple[FastAPI, TlsIdentity] | None:
@@ -168,7 +173,7 @@ def _build_api(
         identity.key_dir,
         hub_id=identity.hub_id,
         now=datetime.now(UTC),
-        addresses=settings.discovery.interfaces,
+        addresses=resolve(settings.discovery.interfaces),
     )
 
     def status() -> HubStatus:
@@ -200,16 +205,49 @@ def _build_api(
     return app, tls
 
 
-async def _start_discovery(settings: HubSettings, tls: TlsIdentity, buffer: Buffer) -> Discovery:
-    """Advertise the hub and browse phones, recording them in the buffer as they come and go."""
+async def _start_discovery(
+    settings: HubSettings, tls: TlsIdentity, buffer: Buffer, stop: asyncio.Event
+) -> tuple[Discovery, list[asyncio.Task[object]]]:
+    """Advertise the hub and browse phones, recording them in the buffer as they come and go.
+
+    With interface names in `discovery.interfaces`, also the task that follows their addresses.
+    """
     discovery = Discovery(
         HubRecord(settings.identity.hub_id, settings.api.port, tls.fingerprint),
-        interfaces=settings.discovery.interfaces,
+        interfaces=resolve(settings.discovery.interfaces),
         on_phone=functools.partial(_save_phone, buffer),
     )
     await buffer.phones_absent()  # none is known to be there until discovery sees it again
-    await discovery.start()
-    return discovery
+    if discovery.addresses:
+        await discovery.start()
+    else:  # the interface has no address yet (Wi-Fi still joining): _follow_addresses starts it
+        structlog.get_logger("hub.discovery").warning(
+            "discovery_no_address", interfaces=list(settings.discovery.interfaces)
+        )
+    if all(is_ipv4(entry) for entry in settings.discovery.interfaces):
+        return discovery, []
+    follow = _follow_addresses(discovery, settings.discovery, stop)
+    return discovery, [asyncio.create_task(follow)]
+
+
+async def _follow_addresses(
+    discovery: Discovery, settings: DiscoverySettings, stop: asyncio.Event
+) -> None:
+    """Re-announce the hub whenever its interfaces' addresses change (DHCP, Wi-Fi back up)."""
+    log = structlog.get_logger("hub.discovery")
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.recheck_s)
+        if stop.is_set():
+            return
+        try:
+            addresses = resolve(settings.interfaces)
+            if addresses != discovery.addresses:
+                await discovery.rebind(addresses)
+                if addresses and not discovery.running:
+                    await discovery.start()
+        except Exception:  # never the end of the hub: looked at again at the next recheck
+            log.exception("discovery_rebind_failed")
 
 
 async def _save_phone(buffer: Buffer, phone: PhoneSeen) -> None:

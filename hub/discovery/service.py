@@ -69,6 +69,8 @@ class Discovery:
 
     async def start(self) -> None:
         """Advertise the hub on the configured interfaces and start browsing for phones."""
+        if not self._interfaces:
+            raise ValueError("no address to advertise on: name an address or an interface")
         self._zc = AsyncZeroconf(interfaces=self._interfaces, ip_version=IPVersion.V4Only)
         self._info = self._service_info()
         await self._zc.async_register_service(self._info)
@@ -76,6 +78,34 @@ class Discovery:
             self._zc.zeroconf, AGENT_SERVICE, handlers=[self._on_change]
         )
         log.info("discovery_started", service=self._record.instance(), interfaces=self._interfaces)
+
+    @property
+    def running(self) -> bool:
+        """True while the hub is advertised."""
+        return self._zc is not None
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The IPv4 addresses advertised on now."""
+        return tuple(self._interfaces)
+
+    async def rebind(self, addresses: Sequence[str]) -> bool:
+        """Advertise on `addresses` from now on (the hub's address changed); True if they did.
+
+        Says goodbye on the old addresses first, so phones drop the stale address at once rather
+        than when its record expires, then announces on the new ones. With no address at all the
+        hub is withdrawn until one comes back.
+        """
+        new = list(dict.fromkeys(addresses))
+        if new == self._interfaces:
+            return False
+        old, running = self._interfaces, self._zc is not None
+        await self.close()
+        self._interfaces = new
+        if new and running:
+            await self.start()
+        log.info("discovery_rebound", old=old, new=new, advertised=bool(new and running))
+        return True
 
     async def update(self, record: HubRecord) -> None:
         """Re-announce after a change (new address, port or certificate)."""
@@ -92,6 +122,7 @@ class Discovery:
             task.cancel()
         if self._browser is not None:
             await self._browser.async_cancel()
+            self._browser = None
         if self._zc is not None:
             if self._info is not None:
                 # The call returns the goodbye task: await it too, or the goodbye packets are
