@@ -47,7 +47,7 @@ from hub.ble.parsers import (
     parse,
 )
 from hub.ble.profiles import Advertisement, Profile, match_profile
-from hub.ble.readings import Converted, to_reading
+from hub.ble.readings import Converted, measured_at, to_reading
 from hub.buffer import BondState, BufferFull, HubBufferError, NewReading
 
 if TYPE_CHECKING:
@@ -526,8 +526,12 @@ class Central:
             return None
         if not isinstance(result, Measurement):
             return None
-        when = result.device_time or received_at.replace(tzinfo=None)
-        patient = self._buffer.patient_for(state.address, when.replace(tzinfo=self._tz))
+        # The encounter is looked up at the hub's estimate of the measuring time (the device's
+        # clock corrected by its offset), the same time the reading is stored with.
+        when = measured_at(
+            result.device_time, clock_offset_s=state.clock_offset_s, device_tz=self._tz
+        )
+        patient = self._buffer.patient_for(state.address, when or received_at)
         converted = to_reading(
             result,
             address=state.address,

@@ -309,6 +309,31 @@ async def test_a_device_that_never_falls_silent_shares_its_slot(hub):
     assert len(hub.central.connected) <= 1
 
 
+async def test_a_reading_is_bound_to_the_patient_by_its_corrected_time_not_the_device_clock(hub):
+    now = dt.datetime.now(dt.UTC)
+    behind = VirtualClock(
+        now.replace(tzinfo=None) - dt.timedelta(minutes=7),
+        ClockStyle.CURRENT_TIME,
+        refuse_writes=True,  # the offset stays: readings are corrected by it
+    )
+    thermo = await hub.radio.add(Thermometer(address="F5:00:00:00:00:03", clock=behind, frames=[]))
+    await hub.wait_for(
+        lambda: (
+            hub.buffer.device(thermo.address) is not None
+            and hub.buffer.device(thermo.address).clock_offset_s is not None
+        )
+    )
+    # bound a minute ago: by the device's own clock the measurement would be 6 minutes earlier
+    await hub.buffer.start_encounter(
+        thermo.address, "pat-clock", started_at=now - dt.timedelta(minutes=1)
+    )
+    await thermo.measure(37.2)
+    await hub.wait_for(lambda: bool(hub.readings("body_temperature")))
+    (reading,) = hub.readings("body_temperature")
+    assert reading.patient_id == "pat-clock"
+    assert abs(reading.measured_at - dt.datetime.now(dt.UTC)) < dt.timedelta(seconds=30)
+
+
 async def test_and_cuff_gets_its_date_time_written_before_it_releases_readings(hub):
     clock = VirtualClock(dt.datetime(2020, 1, 1, 0, 0), ClockStyle.DATE_TIME)
     cuff = await hub.radio.add(
