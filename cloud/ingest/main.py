@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from prometheus_client import CollectorRegistry, start_http_server
 
+from cloud.commands.sync import CommandResync, ResyncMetrics
 from cloud.db import check_schema, connect, ensure_partitions_around, open_pool, pooled
 from cloud.errors import ConfigError
 from cloud.ingest.failpoints import failpoint_from_env
@@ -20,6 +21,7 @@ from cloud.ingest.metrics import IngestMetrics
 from cloud.ingest.ports import StoragePorts
 from cloud.ingest.service import Broker, Ingestor
 from cloud.models.agreement import AgreementMetrics, CloudScorer
+from cloud.models.releases import ReleaseArchive
 from cloud.storage.archive import Archive
 from wire.keys import key_id, load_private_key
 
@@ -98,6 +100,16 @@ def run_ingestor(
         # never on the ack's path (docs/models/agreement.md).
         scorer = CloudScorer(pool, AgreementMetrics(registry))
         ingestor.after_stored = scorer.after_stored
+        # A hub whose status shows it missed a command gets the current one again, once per
+        # cooldown, in its own thread (docs/commands.md, "Catching up").
+        resync = CommandResync(
+            pool,
+            key=signing_key,
+            mqtt=mqtt,
+            metrics=ResyncMetrics(registry),
+            releases=ReleaseArchive.from_settings(settings.s3).get,
+        )
+        ingestor.on_status = resync.offer
         log.info(
             "ingest_starting",
             broker=f"{broker.host}:{broker.port}",
@@ -112,6 +124,7 @@ def run_ingestor(
             asyncio.run(_serve(ingestor))
         finally:
             scorer.close()
+            resync.close()
     finally:
         pool.close()
 

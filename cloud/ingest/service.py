@@ -116,6 +116,11 @@ class Ingestor:
     """Called in the event loop after a batch is committed and acked; must return at once (e.g.
     `cloud.models.agreement.CloudScorer.after_stored`). Its errors are logged, never raised."""
 
+    on_status: Callable[[str, bytes], None] | None = None
+    """When set, every hub's retained up/status is also subscribed to (not shared: each ingestor
+    sees each status) and handed as (topic, payload) to this hook in the event loop; it must
+    return at once (`cloud.commands.sync.CommandResync.offer`). Its errors are logged."""
+
     def __init__(
         self,
         *,
@@ -143,6 +148,7 @@ class Ingestor:
         self.metrics = metrics
         self._share_group = share_group or None
         self.filter = subscription(Channel.BATCH, share_group=self._share_group)
+        self.status_filter = subscription(Channel.STATUS)
         self._limits = limits
         self._failpoint = failpoint or no_failpoint
         self._client_id = client_id
@@ -219,6 +225,8 @@ class Ingestor:
 
     async def _consume(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         await client.subscribe(self.filter, qos=1)
+        if self.on_status is not None:
+            await client.subscribe(self.status_filter, qos=1)
         self.metrics.connected.set(1)
         self.subscribed.set()
         log.info("ingest_subscribed", filter=self.filter, broker=self._broker.host)
@@ -247,10 +255,23 @@ class Ingestor:
                 if not taking.done():
                     taking.cancel()
                     break
-                await ready.put(await self._prepare(taking.result(), stop))
+                message = taking.result()
+                if self.on_status is not None and message.topic.matches(self.status_filter):
+                    self._offer_status(self.on_status, message)
+                    continue
+                await ready.put(await self._prepare(message, stop))
         finally:
             stopping.cancel()
         await ready.put(None)  # stage 2 finishes what is queued, then ends
+
+    @staticmethod
+    def _offer_status(hook: Callable[[str, bytes], None], message: aiomqtt.Message) -> None:
+        payload = message.payload
+        data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+        try:
+            hook(message.topic.value, data)
+        except Exception:  # a hook's bug never stops the batches
+            log.exception("on_status_failed", topic=message.topic.value)
 
     async def _prepare(self, message: aiomqtt.Message, stop: asyncio.Event) -> _Taken:
         start = time.perf_counter()
