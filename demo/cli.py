@@ -23,10 +23,16 @@ app = typer.Typer(
         "Run TecsaS3 end to end on this machine: embedded PostgreSQL, an in-process MQTT broker "
         "and S3, the cloud ingestor, and a hub whose virtual Bluetooth devices (a cuff, a "
         "thermometer, an oximeter, a glucose meter, a scale, a heart-rate strap) take "
-        "measurements. Shows live what was captured, delivered and stored.\n\n"
+        "measurements, and a simulated phone whose agent sees patients one after another: it "
+        "records each visit's observations, binds the devices to the patient (encounters) and "
+        "lets them measure, so the hub triages the patient (NEWS2 + model); the cloud's full "
+        "model scores every triage result again. Shows live what was captured, delivered, "
+        "stored, triaged and scored.\n\n"
         "With --for, stops the devices after that long, waits until every reading has reached "
-        "the database, prints 'captured=N stored=N missing=0 duplicates=0' and exits 1 if anything "
-        "is missing or doubled. Without it, runs until Ctrl-C, then does the same.\n\n"
+        "the database, prints 'captured=N stored=N missing=0 duplicates=0', the phone's records "
+        "and 'triage: on_hub=N in_cloud=N high=K agreement=0.xx' (edge/cloud agreement, one "
+        "line per model version under it), and exits 1 if anything is missing or doubled, or "
+        "nothing was triaged. Without it, runs until Ctrl-C, then does the same.\n\n"
         "Examples:\n\n"
         "  tecsa-demo --for 30s\n\n"
         "  tecsa-demo --database-url postgresql://postgres@127.0.0.1/tecsa "
@@ -62,6 +68,9 @@ def demo(
     measure_every: float = typer.Option(
         0.5, "--measure-every", min=0.05, help="One device measures every this many seconds."
     ),
+    visit: float = typer.Option(
+        5.0, "--visit", min=0.5, help="Seconds the agent keeps the devices bound to each patient."
+    ),
     database_url: str | None = typer.Option(
         None, "--database-url", help="Use this PostgreSQL instead of an embedded one."
     ),
@@ -80,6 +89,7 @@ def demo(
         duration_s=_seconds(for_),
         devices=devices,
         measure_every_s=measure_every,
+        visit_s=visit,
         database_url=database_url,
         mqtt_url=mqtt_url,
         s3_url=s3_url,
@@ -92,8 +102,12 @@ def demo(
     typer.echo(tally.line())
     if tally.phone is not None:
         typer.echo(tally.phone.line())
+    if tally.triage is not None:
+        typer.echo(tally.triage.line())
     if not tally.ok:
-        console.print("[red]something is missing or doubled: see the log[/red]")
+        console.print(
+            "[red]something is missing or doubled, or nothing was triaged: see the log[/red]"
+        )
     sys.exit(0 if tally.ok else 1)
 
 

@@ -1,16 +1,19 @@
-"""The demo's simulated phone: a health agent recording visits and syncing to the hub.
+"""The demo's simulated phone: a health agent seeing patients one after another.
 
-It is the reference client (`phone`) driven by a clock: every few seconds the agent records a
-plausible visit for one of the virtual patients; every few seconds the phone looks for the hub by
-zeroconf on 127.0.0.1 and syncs its queue. When the demo stops, the phone stops recording and
-syncs until its queue is empty. The final check compares what the phone marked synced with what
-the hub stored.
+It is the reference client (`phone`) driven by a clock. For each visit the agent records the
+visit with the observations a device cannot measure (respiration rate, ACVPU, oxygen, age:
+docs/triage.md), syncs it to the hub, binds the health post's devices to the patient with
+`POST /api/v1/encounters`, lets the devices measure for a few seconds, ends the encounters
+(`DELETE /api/v1/encounters/{id}`) and moves on to the next patient. The hub finds by zeroconf on
+127.0.0.1. When the demo stops, the phone ends its encounters and syncs until its queue is empty.
+The final check compares what the phone marked synced with what the hub and the cloud stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import random
 import sqlite3
@@ -24,11 +27,13 @@ import structlog
 
 from phone.client import HubClient
 from phone.discovery import HubBrowser
+from phone.errors import PhoneError
 from phone.queue import Queue, State, new_record
 from phone.sync import SyncPolicy, sync_queue
 from wire.tokens import Role, issue
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -39,14 +44,34 @@ log = structlog.get_logger("demo.phone")
 AGENT_ID = "agent-demo-01"
 DRAIN_S = 60.0
 SHARE_BEHIND_ON_VACCINES, SHARE_WITHOUT_IRON, SHARE_REFERRED = 0.2, 0.3, 0.1  # plausible, made up
+
+
+@dataclass(frozen=True, slots=True)
+class Patient:
+    """A virtual patient and what the agent observes at each visit."""
+
+    id: str
+    kind: str
+    """adult, pregnant or child: which record the agent fills in."""
+    age_years: int
+    resp_rate: int
+    consciousness: str
+    """ACVPU: A, C, V, P or U."""
+    on_oxygen: bool = False
+
+
+UNWELL = Patient("pat-000004", "adult", 61, resp_rate=26, consciousness="V", on_oxygen=True)
+"""Clearly unwell: fast breathing (NEWS2 3), responds to voice only (3), on oxygen (2): NEWS2 >= 8,
+high whatever the devices measure."""
 PATIENTS = (
-    ("pat-000001", "adult", 34),
-    ("pat-000002", "pregnant", 27),
-    ("pat-000003", "child", 2),
-    ("pat-000004", "adult", 61),
-    ("pat-000005", "child", 4),
-    ("pat-000006", "pregnant", 19),
+    UNWELL,
+    Patient("pat-000001", "adult", 34, resp_rate=16, consciousness="A"),
+    Patient("pat-000002", "pregnant", 27, resp_rate=18, consciousness="A"),
+    Patient("pat-000003", "child", 2, resp_rate=20, consciousness="A"),
+    Patient("pat-000005", "child", 4, resp_rate=22, consciousness="A"),
+    Patient("pat-000006", "pregnant", 19, resp_rate=17, consciousness="A"),
 )
+"""The agent's round, in order; the first patient (`UNWELL`) is the one to send to the clinic."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,52 +98,54 @@ class PhoneCheck:
         )
 
 
-def visit(rng: random.Random) -> tuple[str, str, dict[str, Any]]:
-    """A plausible visit: (patient id, record type, payload)."""
-    patient, kind, age = rng.choice(PATIENTS)
-    if kind == "child":
-        return (
-            patient,
-            "child_growth",
-            {
-                "age_years": age,
-                "weight_kg": round(rng.uniform(9.5, 17.0), 1),
-                "muac_mm": rng.randint(118, 150),
-                "vaccinations_up_to_date": rng.random() > SHARE_BEHIND_ON_VACCINES,
-            },
-        )
-    if kind == "pregnant":
-        return (
-            patient,
-            "antenatal_visit",
-            {
-                "age_years": age,
-                "gestation_weeks": rng.randint(10, 38),
-                "danger_signs": rng.choice([[], [], ["headache"], ["swelling"]]),
-                "iron_folate_given": rng.random() > SHARE_WITHOUT_IRON,
-            },
-        )
-    return (
-        patient,
-        "household_visit",
-        {
-            "age_years": age,
-            "household_size": rng.randint(2, 9),
-            "bed_nets": rng.randint(0, 4),
-            "referred": rng.random() < SHARE_REFERRED,
+def visit(patient: Patient, rng: random.Random) -> tuple[str, dict[str, Any]]:
+    """A plausible visit record of `patient`: (record type, payload with the observations).
+
+    `observations` and `patient.age_years` are what the hub's triage reads (docs/triage.md).
+    """
+    observed = {
+        "observations": {
+            "resp_rate": patient.resp_rate,
+            "consciousness": patient.consciousness,
+            "on_oxygen": patient.on_oxygen,
         },
-    )
+        "patient": {"age_years": patient.age_years},
+    }
+    if patient.kind == "child":
+        return "child_growth", {
+            "weight_kg": round(rng.uniform(9.5, 17.0), 1),
+            "muac_mm": rng.randint(118, 150),
+            "vaccinations_up_to_date": rng.random() > SHARE_BEHIND_ON_VACCINES,
+            **observed,
+        }
+    if patient.kind == "pregnant":
+        return "antenatal_visit", {
+            "gestation_weeks": rng.randint(10, 38),
+            "danger_signs": rng.choice([[], [], ["headache"], ["swelling"]]),
+            "iron_folate_given": rng.random() > SHARE_WITHOUT_IRON,
+            **observed,
+        }
+    return "household_visit", {
+        "household_size": rng.randint(2, 9),
+        "bed_nets": rng.randint(0, 4),
+        "referred": rng.random() < SHARE_REFERRED or patient.consciousness != "A",
+        **observed,
+    }
 
 
 class SimulatedPhone:
-    """One agent's phone: its own queue under `workdir`, a token signed by the demo cloud."""
+    """One agent's phone: its own queue under `workdir`, a token signed by the demo cloud.
+
+    `devices` are the health post's device addresses the agent binds to each patient.
+    """
 
     def __init__(
         self,
         workdir: Path,
         *,
         cloud_signing_key: Ed25519PrivateKey,
-        record_every_s: float = 2.0,
+        devices: tuple[str, ...] = (),
+        visit_s: float = 5.0,
         sync_every_s: float = 3.0,
         interfaces: tuple[str, ...] = ("127.0.0.1",),
         rng: random.Random | None = None,
@@ -133,32 +160,61 @@ class SimulatedPhone:
             lifetime=timedelta(days=1),
             token_id=f"demo-{os.urandom(4).hex()}",
         )
-        self._record_every_s = record_every_s
+        self._devices = devices
+        self._visit_s = visit_s
         self._sync_every_s = sync_every_s
         self._interfaces = interfaces
         self._rng = rng or random.Random()  # noqa: S311 - simulated visits, not secrets
+        self._open: list[str] = []
+        self.visits = 0
+        """Visits done (recorded, synced, devices bound)."""
         with Queue.open(self.queue_path):
             pass  # created now, so that counts() works from the first tick
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Record and sync until `stop`; then sync until the queue is empty (or DRAIN_S)."""
+        """See patients until `stop`; then end the encounters and sync until the queue is empty."""
         async with HubBrowser(interfaces=self._interfaces, probe_every_s=2.0) as browser:
-            next_record = next_sync = time.monotonic()
+            patients: Iterator[Patient] = itertools.cycle(PATIENTS)
+            patient = next(patients)
+            next_sync = time.monotonic()
             while not stop.is_set():
-                now = time.monotonic()
-                if now >= next_record:
-                    await asyncio.to_thread(self._record)
-                    next_record = now + self._record_every_s
-                if now >= next_sync:
+                hub = browser.hubs[0] if browser.hubs else None
+                if hub is None:
+                    log.info("phone_no_hub_yet")
+                elif await self._visit(hub, patient, stop):
+                    patient = next(patients)
+                    next_sync = time.monotonic() + self._sync_every_s
+                if time.monotonic() >= next_sync:  # no hub, or a visit failed: keep trying
                     await self._sync(browser)
-                    next_sync = now + self._sync_every_s
+                    next_sync = time.monotonic() + self._sync_every_s
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.25)
+            if self._open and browser.hubs:
+                await asyncio.to_thread(self._end_encounters, browser.hubs[0])
             deadline = time.monotonic() + DRAIN_S
             while self.counts()[State.PENDING] and time.monotonic() < deadline:
                 await self._sync(browser)
                 if self.counts()[State.PENDING]:
                     await asyncio.sleep(0.5)
+
+    async def _visit(self, hub: HubAd, patient: Patient, stop: asyncio.Event) -> bool:
+        """Record, sync, bind the devices, let them measure, end; False if the hub failed us."""
+        try:
+            await asyncio.to_thread(self._record, patient)
+            await asyncio.to_thread(self._sync_to, hub)
+            await asyncio.to_thread(self._start_encounters, hub, patient.id)
+        except PhoneError as exc:
+            log.warning("phone_visit_failed", patient_id=patient.id, error=str(exc))
+            return False
+        log.info("phone_visit", patient_id=patient.id, devices=len(self._open))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), self._visit_s)
+        try:
+            await asyncio.to_thread(self._end_encounters, hub)
+        except PhoneError as exc:
+            log.warning("phone_end_encounters_failed", error=str(exc))
+        self.visits += 1
+        return True
 
     def counts(self) -> dict[State, int]:
         """The queue's states now."""
@@ -178,13 +234,13 @@ class SimulatedPhone:
             in_cloud=len(mine & cloud_records(database_url, hub_id)),
         )
 
-    def _record(self) -> None:
-        patient, type_, payload = visit(self._rng)
+    def _record(self, patient: Patient) -> None:
+        type_, payload = visit(patient, self._rng)
         now = datetime.now(UTC)
         with Queue.open(self.queue_path) as queue:
             queue.add(
                 new_record(
-                    patient_id=patient,
+                    patient_id=patient.id,
                     agent_id=AGENT_ID,
                     type_=type_,
                     payload=payload,
@@ -194,19 +250,33 @@ class SimulatedPhone:
                 now=now,
             )
 
+    def _client(self, hub: HubAd) -> HubClient:
+        return HubClient(hub.host, hub.port, fingerprint=hub.fingerprint, token=self._token)
+
+    def _start_encounters(self, hub: HubAd, patient_id: str) -> None:
+        with self._client(hub) as client:
+            for address in self._devices:
+                self._open.append(client.start_encounter(address, patient_id))
+
+    def _end_encounters(self, hub: HubAd) -> None:
+        with self._client(hub) as client:
+            while self._open:
+                client.end_encounter(self._open[-1])
+                self._open.pop()
+
     async def _sync(self, browser: HubBrowser) -> None:
         hubs = browser.hubs
         if not hubs:
             log.info("phone_no_hub_yet")
             return
-        await asyncio.to_thread(self._sync_to, hubs[0])
+        try:
+            await asyncio.to_thread(self._sync_to, hubs[0])
+        except PhoneError as exc:
+            log.warning("phone_sync_failed", error=str(exc))
 
     def _sync_to(self, hub: HubAd) -> None:
         policy = SyncPolicy(attempts=3, base_delay_s=0.2, max_delay_s=2.0)
-        with (
-            Queue.open(self.queue_path) as queue,
-            HubClient(hub.host, hub.port, fingerprint=hub.fingerprint, token=self._token) as client,
-        ):
+        with Queue.open(self.queue_path) as queue, self._client(hub) as client:
             sync_queue(queue, client, hub_id=hub.hub_id, policy=policy)
 
 

@@ -18,6 +18,7 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -33,9 +34,12 @@ from cloud.db import add_hub, connect, open_pool, upgrade
 from cloud.ingest.metrics import IngestMetrics
 from cloud.ingest.ports import StoragePorts
 from cloud.ingest.service import Broker, Ingestor
+from cloud.models.agreement import AgreementMetrics, CloudScorer
 from cloud.storage.archive import Archive
 from demo.phone import PhoneCheck, SimulatedPhone
 from demo.services import Endpoints, services
+from demo.triage import TriageCheck, rescore_missing, triage_check
+from hub.ble.virtual.demo import health_post_devices
 from hub.config import (
     IDENTITY_KEY_FILE,
     ApiSettings,
@@ -68,6 +72,8 @@ class DemoOptions:
     """Run this long, then drain and check; None: until Ctrl-C."""
     devices: int = 6
     measure_every_s: float = 0.5
+    visit_s: float = 5.0
+    """How long the simulated agent keeps the devices bound to each patient."""
     database_url: str | None = None
     mqtt_url: str | None = None
     s3_url: str | None = None
@@ -84,11 +90,18 @@ class Tally:
     delivered: int
     phone: PhoneCheck | None = None
     """The simulated phone's records against the hub's (None before the final check)."""
+    triage: TriageCheck | None = None
+    """The hub's triage results against the cloud's, and the cloud's scoring of them."""
 
     @property
     def ok(self) -> bool:
-        """Nothing missing, nothing doubled: readings in the cloud, phone records on the hub."""
-        return self.missing == 0 and self.duplicates == 0 and (self.phone is None or self.phone.ok)
+        """Nothing missing or doubled: readings, phone records and triage results in the cloud."""
+        return (
+            self.missing == 0
+            and self.duplicates == 0
+            and (self.phone is None or self.phone.ok)
+            and (self.triage is None or self.triage.ok)
+        )
 
     def line(self) -> str:
         """The summary line the demo ends with."""
@@ -146,6 +159,7 @@ async def _run(options: DemoOptions, console: Console, ep: Endpoints, hub_id: st
         DatabaseSettings(url=SecretStr(ep.database_url), pool_max=4),
         application_name="tecsa-demo-ingest",
     )
+    scorer = CloudScorer(pool, AgreementMetrics(CollectorRegistry()))
     ingestor = Ingestor(
         broker=Broker.from_url(ep.mqtt_url),
         ports=StoragePorts(pool, archive),
@@ -154,6 +168,7 @@ async def _run(options: DemoOptions, console: Console, ep: Endpoints, hub_id: st
         metrics=IngestMetrics(CollectorRegistry()),
         share_group=None,  # amqtt has no shared subscriptions; one ingestor
     )
+    ingestor.after_stored = scorer.after_stored  # the cloud's full model scores each triage
     hub_settings = _hub_settings(options.workdir, hub_id, ep)
     hub_options = DaemonOptions(
         virtual_devices=options.devices,
@@ -165,7 +180,7 @@ async def _run(options: DemoOptions, console: Console, ep: Endpoints, hub_id: st
         asyncio.create_task(run_hub(hub_settings, hub_options, stop_hub), name="hub"),
     ]
     # The simulated phone finds the hub by zeroconf on 127.0.0.1, as a real one would.
-    phone = SimulatedPhone(options.workdir / "phone", cloud_signing_key=keys.signing)
+    phone = _phone(options, keys)
     stop_phone = asyncio.Event()
     phone_task = asyncio.create_task(phone.run(stop_phone), name="phone")
     hub_db = hub_settings.buffer.path
@@ -173,10 +188,12 @@ async def _run(options: DemoOptions, console: Console, ep: Endpoints, hub_id: st
 
     def count() -> Tally:
         return dataclasses.replace(
-            readings(), phone=phone.check(hub_db, database_url=ep.database_url, hub_id=hub_id)
+            readings(),
+            phone=phone.check(hub_db, database_url=ep.database_url, hub_id=hub_id),
+            triage=triage_check(hub_db, ep.database_url, hub_id),
         )
 
-    started = time.monotonic()
+    started, started_at = time.monotonic(), datetime.now(UTC)
     try:
         with Live(_table(count(), 0.0, "measuring"), console=console, refresh_per_second=4) as live:
             await _until(
@@ -201,6 +218,11 @@ async def _run(options: DemoOptions, console: Console, ep: Endpoints, hub_id: st
                 ),
                 lambda: live.update(_table(count(), time.monotonic() - started, "draining")),
             )
+            if _drained(count()):  # every reading is stored now: score what lacked them
+                live.update(_table(count(), time.monotonic() - started, "rescoring"))
+                await asyncio.to_thread(
+                    rescore_missing, pool, since=started_at - timedelta(minutes=5)
+                )
             live.update(_table(count(), time.monotonic() - started, "stopping"))
     finally:
         stop_phone.set()
@@ -210,6 +232,7 @@ async def _run(options: DemoOptions, console: Console, ep: Endpoints, hub_id: st
             phone_task.cancel()
         tasks.append(phone_task)
         results = await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(scorer.close)
         pool.close()
         for task, result in zip(tasks, results, strict=True):
             if isinstance(result, BaseException):
@@ -217,9 +240,21 @@ async def _run(options: DemoOptions, console: Console, ep: Endpoints, hub_id: st
     return count()
 
 
+def _phone(options: DemoOptions, keys: DemoKeys) -> SimulatedPhone:
+    """The agent's phone; it binds the health post's devices to each patient it sees."""
+    devices = health_post_devices(datetime.now(UTC), count=options.devices)
+    return SimulatedPhone(
+        options.workdir / "phone",
+        cloud_signing_key=keys.signing,
+        devices=tuple(d.address for d in devices),
+        visit_s=options.visit_s,
+    )
+
+
 def _drained(t: Tally) -> bool:
     readings = t.captured > 0 and t.delivered == t.captured and t.stored == t.captured
-    return readings and (t.phone is None or t.phone.ok)
+    phone = t.phone is None or t.phone.ok
+    return readings and phone and (t.triage is None or t.triage.settled)
 
 
 async def _until(done: Callable[[], bool], tick: Callable[[], None]) -> None:
@@ -261,29 +296,25 @@ def _hub_readings(hub_db: Path) -> tuple[set[str], int]:
 
 
 def _table(t: Tally, elapsed: float, phase: str) -> Table:
-    table = Table(title=f"TecsaS3 demo: {phase} ({elapsed:4.0f} s)", expand=False)
-    for name in (
-        "captured at the hub",
-        "delivered (acked)",
-        "stored in the cloud",
-        "missing",
-        "duplicates",
-        "phone records queued",
-        "phone records synced",
-        "phone records in the cloud",
-    ):
-        table.add_column(name, justify="right")
     phone = t.phone or PhoneCheck(0, 0, 0, 0)
-    table.add_row(
-        str(t.captured),
-        str(t.delivered),
-        str(t.stored),
-        str(t.missing),
-        str(t.duplicates),
-        str(phone.pending),
-        str(phone.synced),
-        str(phone.in_cloud),
-    )
+    triage = t.triage or TriageCheck()
+    table = Table(title=f"TecsaS3 demo: {phase} ({elapsed:4.0f} s)", expand=False)
+    table.add_column("readings", justify="left")
+    table.add_column("", justify="right")
+    table.add_column("phone records", justify="left")
+    table.add_column("", justify="right")
+    table.add_column("triage", justify="left")
+    table.add_column("", justify="right")
+    rows = (
+        ("captured at the hub", t.captured, "queued", phone.pending, "on the hub", triage.on_hub),
+        ("delivered (acked)", t.delivered, "synced", phone.synced, "high", triage.high),
+        ("stored in the cloud", t.stored, "in the cloud", phone.in_cloud, "in the cloud",
+         triage.in_cloud),
+        ("missing", t.missing, "", "", "judged by the cloud", triage.scored),
+        ("duplicates", t.duplicates, "", "", "  of which scored", triage.model_scored),
+    )  # fmt: skip
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
     return table
 
 

@@ -29,6 +29,7 @@ from phone.errors import (
 
 BULK_SYNC = "/api/v1/medical-records/bulk-sync"
 HUB_INFO = "/api/v1/hub"
+ENCOUNTERS = "/api/v1/encounters"
 MAX_ANSWER = 64 * 1024 * 1024  # a bulk-sync answer for 1,000 records is well under 1 MiB
 
 
@@ -60,6 +61,23 @@ class HubClient:
             if not isinstance(result, dict) or not _same_record(sent, result):
                 raise ProtocolError("the hub's results are not in the order sent", status=200)
         return results
+
+    def start_encounter(self, device_address: str, patient_id: str) -> str:
+        """`POST /api/v1/encounters`: bind a device to the patient from the hub's now; its id.
+
+        Readings the device takes meanwhile get the patient (and are triaged for them). 409 (the
+        device is bound to someone else) raises `ProtocolError` with the hub's message.
+        """
+        body = json.dumps({"device_address": device_address, "patient_id": patient_id}).encode()
+        answer = self._json(self._request("POST", ENCOUNTERS, body))
+        encounter_id = answer.get("id")
+        if not isinstance(encounter_id, str):
+            raise ProtocolError("the hub's encounter has no id", status=201)
+        return encounter_id
+
+    def end_encounter(self, encounter_id: str) -> dict[str, Any]:
+        """`DELETE /api/v1/encounters/{id}`: end the encounter at the hub's clock; the encounter."""
+        return self._json(self._request("DELETE", f"{ENCOUNTERS}/{encounter_id}", None))
 
     def close(self) -> None:
         """Close the connection."""
@@ -111,7 +129,7 @@ class HubClient:
         if response.will_close:
             self.close()
         status = response.status
-        if status == 200:  # noqa: PLR2004 - HTTP
+        if 200 <= status < 300:  # noqa: PLR2004 - HTTP: 200, 201 (created) alike
             return status, data
         message = _message(data) or f"HTTP {status}"
         if status == 401:  # noqa: PLR2004 - HTTP

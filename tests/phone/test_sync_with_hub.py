@@ -18,7 +18,7 @@ from proxy import CutProxy
 
 from phone.client import HubClient
 from phone.discovery import HubBrowser
-from phone.errors import NetworkError, PinMismatch, TokenRefused
+from phone.errors import NetworkError, PinMismatch, ProtocolError, TokenRefused
 from phone.queue import Queue, State, new_record
 from phone.sync import sync_queue
 from wire.canonical import content_hash
@@ -289,3 +289,18 @@ def test_records_the_hub_rewrites_or_refuses_never_block_the_queue(hub, tmp_path
         "visit-700": State.REJECTED,
         fine["id"]: State.SYNCED,
     }
+
+
+def test_the_client_binds_a_device_to_a_patient_and_ends_the_visit(hub):
+    device = "D1:00:00:00:00:42"
+    with _client(hub, hub.token()) as client:
+        first = client.start_encounter(device, "pat-visit-1")
+        with pytest.raises(ProtocolError, match=f"encounter {first}") as clash:
+            client.start_encounter(device, "pat-visit-2")  # bound to someone else: 409
+        assert clash.value.status == 409
+        ended = client.end_encounter(first)
+        assert (ended["id"], ended["patient_id"]) == (first, "pat-visit-1")
+        assert ended["ended_at"] is not None
+        second = client.start_encounter(device, "pat-visit-2")  # free again
+        assert second != first
+        client.end_encounter(second)
