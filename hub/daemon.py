@@ -110,6 +110,7 @@ async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.E
                 stack.push_async_callback(discovery.close)
                 tasks += following
             tasks += _start_triage(settings, buffer, holder, stop)
+            tasks += _follow_models(models, uplink, stop)
             if settings.ble.enabled:
                 central = Central(
                     profiles=profiles, buffer=buffer, settings=settings.ble, backends=backends
@@ -279,6 +280,40 @@ def _build_models(settings: HubSettings) -> tuple[ModelHolder, ModelService | No
         )
         service.holder.swap(load_default(LiteRTInterpreter))
     return service.holder, service
+
+
+MODELS_RECHECK_S = 5.0
+
+
+def _follow_models(
+    models: ModelService | None, uplink: UplinkService | None, stop: asyncio.Event
+) -> list[asyncio.Task[object]]:
+    """Put in use a model a technician activated with `tecsa-hub models rollback|install`.
+
+    Those commands run in another process and only move the store's `active` pointer; the
+    daemon notices within MODELS_RECHECK_S, loads it and reports it in up/status.
+    """
+    if models is None:
+        return []
+
+    async def follow() -> None:
+        log = structlog.get_logger("hub.models")
+        seen = models.store.active_version()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), MODELS_RECHECK_S)
+            try:
+                now = models.store.active_version()
+                if now != seen:
+                    await asyncio.to_thread(models.reload)
+                    log.info("model_changed_on_disk", active=now, previous=seen)
+                    seen = now
+                    if uplink is not None:
+                        uplink.refresh_status()
+            except Exception:  # a damaged directory: triage keeps the model it has
+                log.exception("models_recheck_failed")
+
+    return [asyncio.create_task(follow())]
 
 
 def _start_triage(

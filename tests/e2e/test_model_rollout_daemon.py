@@ -3,7 +3,8 @@
 The real daemon (`tecsa-hub run`, uplink to the local Mosquitto) starts on its bundled model; the
 operator publishes a new release (S3 on moto, PostgreSQL) and rolls it out to that hub; the hub
 verifies it, self-tests it, swaps it in while it keeps running, and its retained up/status names
-the new version. `tecsa-hub models list` then shows it active and verified.
+the new version. A technician's `tecsa-hub models rollback` from the shell is followed by the
+running daemon too, and `tecsa-hub models list` shows what is active and what is previous.
 """
 
 from __future__ import annotations
@@ -70,12 +71,12 @@ class _Statuses:
         self._client.disconnect()
 
 
-def _next_release(tmp_path: Path) -> Path:
+def _next_release(tmp_path: Path, version: str) -> Path:
     """The committed model under a new version name: a release the hub has not seen."""
-    artifact = tmp_path / "triage-v2"
+    artifact = tmp_path / version
     shutil.copytree(COMMITTED, artifact)
     manifest = json.loads((artifact / "manifest.json").read_text())
-    manifest["version"] = "triage-v2"
+    manifest["version"] = version
     (artifact / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return artifact
 
@@ -127,13 +128,25 @@ def test_a_rolled_out_model_is_verified_swapped_in_and_reported_by_the_running_h
     try:
         statuses.wait_for("triage-v1", hub)  # the bundled model, before any release
         runner = CliRunner()
-        published = runner.invoke(cloud_app, ["models", "publish", str(_next_release(tmp_path))])
-        assert published.exit_code == 0, published.output
-        assert json.loads(published.output)["version"] == "triage-v2"
-        rolled = runner.invoke(cloud_app, ["models", "rollout", "triage-v2", "--hub", HUB_ID])
-        assert rolled.exit_code == 0, rolled.output
+        for version in ("triage-v2", "triage-v3"):
+            artifact = _next_release(tmp_path, version)
+            published = runner.invoke(cloud_app, ["models", "publish", str(artifact)])
+            assert published.exit_code == 0, published.output
+            assert json.loads(published.output)["version"] == version
+            rolled = runner.invoke(cloud_app, ["models", "rollout", version, "--hub", HUB_ID])
+            assert rolled.exit_code == 0, rolled.output
+            statuses.wait_for(version, hub)  # verified, self-tested, swapped while running
 
-        statuses.wait_for("triage-v2", hub)  # verified, self-tested, swapped while running
+        # a technician rolls back from the shell: the running daemon follows the store
+        back = subprocess.run(
+            [str(BIN / "tecsa-hub"), "models", "rollback", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert back.returncode == 0, back.stderr
+        statuses.wait_for("triage-v2", hub)
     finally:
         statuses.close()
         hub.send_signal(signal.SIGTERM)
@@ -151,4 +164,4 @@ def test_a_rolled_out_model_is_verified_swapped_in_and_reported_by_the_running_h
     )
     assert listed.returncode == 0, listed.stderr
     models = {m["version"]: (m["state"], m["valid"]) for m in json.loads(listed.stdout)}
-    assert models == {"triage-v2": ("active", True)}  # the bundled model is not an install
+    assert models == {"triage-v2": ("active", True), "triage-v3": ("previous", True)}
