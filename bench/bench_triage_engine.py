@@ -82,8 +82,8 @@ def _record(patient: str, rng: random.Random) -> MedicalRecord:
     )
 
 
-async def run(patients: int, rounds: int, batch: int) -> None:
-    """Store the readings, then triage them all; print the figures."""
+async def run(patients: int, rounds: int, batch: int) -> float:
+    """Store the readings, then triage them all; print the figures, return ms per reading."""
     rng = random.Random(6)
     model = load_model(MODEL_DIR)
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,6 +108,56 @@ async def run(patients: int, rounds: int, batch: int) -> None:
     print(f"  bands: {dict(sorted(engine.stats.by_band.items()))}")
     print(f"  triage end to end: {triage_s / taken * 1e3:.3f} ms per reading")
     print(f"  storing (insert_many): {insert_s / taken * 1e3:.3f} ms per reading")
+    return triage_s / taken * 1e3
+
+
+def _continuous(patient: str, at: datetime, rng: random.Random) -> Reading:
+    comps = {"spo2": (rng.uniform(88, 100), "%"), "pulse": (rng.uniform(55, 130), "/min")}
+    return Reading(
+        id=uuid4(),
+        device_id=f"ox-{patient}",
+        kind="spo2_continuous",
+        components={k: Component(value=v, unit=u) for k, (v, u) in comps.items()},
+        measured_at=at,
+        received_at=at + timedelta(seconds=1),
+        patient_id=patient,
+    )
+
+
+async def run_stream(patients: int, period_s: float, passes: int) -> float:
+    """Steady state: ms of engine wall time per new reading, one new reading per patient a pass."""
+    rng = random.Random(7)
+    model = load_model(MODEL_DIR)
+    step = timedelta(seconds=period_s)
+    history = int(3600 / period_s)
+    names = [f"s{p}" for p in range(patients)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "buffer.sqlite3"
+        async with Buffer.open(BufferConfig(path=path)) as buffer:
+            await buffer.sync_records([_record(p, rng) for p in names], NOW)
+            start_at = NOW - timedelta(minutes=60, seconds=-0.5)  # off the record's time
+            old = [_continuous(p, start_at + n * step, rng) for n in range(history) for p in names]
+            await buffer.insert_many([NewReading(r, f"k-{r.id}") for r in old])
+            engine = TriageEngine(
+                buffer, path, lambda: model, clock=lambda: NOW + timedelta(hours=1)
+            )
+            await engine.drain()  # the hour before: not timed
+            spent = 0.0
+            for n in range(passes):
+                at = start_at + (history + n) * step
+                new = [_continuous(p, at, rng) for p in names]
+                await buffer.insert_many([NewReading(r, f"k-{r.id}") for r in new])
+                start = time.perf_counter()
+                await engine.drain()
+                spent += time.perf_counter() - start
+            engine.close()
+    per_reading = spent / (passes * patients) * 1e3
+    print(
+        f"streaming: {patients} patients x 1 reading / {period_s:g} s, {history} readings in "
+        f"each window; {passes} passes of {patients} new readings"
+    )
+    print(f"  triage end to end: {per_reading:.3f} ms per new reading  (target < 1 ms)")
+    return per_reading
 
 
 def main() -> None:
@@ -116,8 +166,12 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=300)
     parser.add_argument("--per-patient", type=int, default=3, help="rounds of 3 readings")
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--stream-patients", type=int, default=20)
+    parser.add_argument("--stream-period", type=float, default=5.0, help="seconds")
+    parser.add_argument("--stream-passes", type=int, default=20)
     args = parser.parse_args()
     asyncio.run(run(args.patients, args.per_patient, args.batch))
+    asyncio.run(run_stream(args.stream_patients, args.stream_period, args.stream_passes))
 
 
 if __name__ == "__main__":

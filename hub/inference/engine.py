@@ -16,6 +16,14 @@ finds exactly the readings no result covers, never skipping one, never storing o
 memory it only remembers the reading sequence up to which it looked (readings are numbered in
 commit order), to keep each pass cheap.
 
+**Each pass costs what is new, not the window.** Readings are immutable once stored, so what
+the engine takes from one (its id, time and own vitals in chart units) is parsed once and kept
+in memory, by reading id (a sequence number may be reused after pruning), while it is in its
+patient's window (`_CACHED_ROWS` at most). A later pass reads only the patient's readings
+stored since (`_Window.top`); it lists the whole window again when the window reaches further
+back, a new reading is not found that way, or nothing is kept. `tests/hub/inference/
+test_engine_golden.py` pins the results byte for byte, with and without the kept windows.
+
 **Observations read from records** (`MedicalRecord.payload`, any record type of the patient;
 the latest within the window wins, each key on its own):
 
@@ -37,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -69,10 +78,13 @@ MAX_NEW_PER_CASE = 56
 """New readings one result covers at most (`TriageResult.reading_ids` holds 64, the vitals'
 own readings take the rest)."""
 
-_PAGE = 2000
-_MAX_PAGES = 10
+_MAX_ROWS = 20_000
+"""A patient's readings read for one pass at most (the oldest are taken first)."""
 _RECORDS_PER_PATIENT = 500
 _TINY = timedelta(microseconds=1)
+_CACHED_ROWS = 30_000
+"""Parsed readings kept between passes at most (~700 B each: ~21 MB, against the hub's 120 MB
+RSS budget); past it the cache starts over. 20 patients with an oximeter every 5 s fit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +125,38 @@ class _Pending:
 
 
 @dataclass(frozen=True, slots=True)
+class _Row:
+    """What triage takes from one stored reading, parsed once."""
+
+    seq: int
+    received: str
+    """`received_at` as stored (fixed-width text: text order is time order)."""
+    key: str
+    """The reading id as stored (cheaper to hash than a UUID)."""
+    id: uuid.UUID
+    when: datetime
+    """Its measured time, or its received time when it has none."""
+    timed: TimedVitals | None
+    """Its own vitals at `when` (SpO2 scale 1), None when it carries none NEWS2 uses."""
+    names: tuple[str, ...]
+    """The vitals it has a value of, among those `gather` takes from readings."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """A patient's readings received after `since`, as the last pass listed them."""
+
+    since: str
+    top: int
+    """Every reading of the patient up to this sequence number received after `since` is in
+    `rows` (readings are numbered in commit order and never change patient)."""
+    rows: list[_Row]
+    """In `readings_for_patient` order: received time, then sequence number."""
+    complete: bool
+    """False when the listing stopped at `_MAX_ROWS`."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Planned:
     case: Case
     new_ids: tuple[uuid.UUID, ...]
@@ -139,6 +183,9 @@ class TriageEngine:
         self._clock = clock
         self._conn: sqlite3.Connection | None = None
         self._after_seq = 0
+        self._windows: dict[str, _Window] = {}
+        """Per patient, the readings of the last window listed, parsed."""
+        self._cached = 0
         self._wake = asyncio.Event()
         self.stats = EngineStats()
 
@@ -171,12 +218,10 @@ class TriageEngine:
 
     async def run_once(self) -> int:
         """One pass: triage the next batch of new readings; returns how many were taken."""
-        pending, examined = await asyncio.to_thread(self._pending)
+        pending, examined, results = await asyncio.to_thread(self._take)
         if not pending:
             self._after_seq = examined
             return 0
-        model = self._model()  # once per batch: a swap takes effect on the next batch
-        results = await asyncio.to_thread(self._compute, pending, model)
         stored = await self._buffer.add_triage(results)
         self._after_seq = examined  # only once stored: a failed pass is redone
         self._count(pending, results, stored)
@@ -201,6 +246,14 @@ class TriageEngine:
         if self._conn is None:
             self._conn = open_reader(self._path)
         return self._conn
+
+    def _take(self) -> tuple[list[_Pending], int, list[TriageResult]]:
+        """The next batch, the sequence examined and the batch's results (one thread hop)."""
+        pending, examined = self._pending()
+        if not pending:
+            return pending, examined, []
+        model = self._model()  # once per batch: a swap takes effect on the next batch
+        return pending, examined, self._compute(pending, model)
 
     def _pending(self) -> tuple[list[_Pending], int]:
         """The next readings with a patient that no stored result covers, in seq order.
@@ -242,15 +295,89 @@ class TriageEngine:
         )
         return [MedicalRecord.model_validate_json(row[0]) for row in rows]
 
-    def _readings(self, patient_id: str, since: datetime) -> list[Reading]:
-        out: list[Reading] = []
-        for _ in range(_MAX_PAGES):
-            page = self._buffer.readings_for_patient(patient_id, since=since, limit=_PAGE)
-            out += page
-            if len(page) < _PAGE:
-                break
-            since = page[-1].received_at
-        return out
+    def _readings(self, patient_id: str, since: datetime, new_keys: set[str]) -> list[_Row]:
+        """The patient's readings received after `since`, in `readings_for_patient` order.
+
+        Only readings stored since the last pass are read when the last window covers this one
+        (`_Window.top`); otherwise, or if one of `new_keys` is not found that way, the whole
+        window is listed again (only readings not parsed yet are read in full).
+        """
+        after = to_db_time(since)
+        cached = self._windows.pop(patient_id, None)
+        if cached is not None:
+            self._cached -= len(cached.rows)
+        window = None
+        if cached is not None and cached.complete and cached.since <= after:
+            window, fresh = self._extend(patient_id, cached, after)
+            unseen = new_keys - fresh
+            if len(window.rows) >= _MAX_ROWS or (
+                unseen and not unseen <= {r.key for r in window.rows}
+            ):
+                window = None
+        if window is None:
+            window = self._list(patient_id, after, cached)
+        if self._cached + len(window.rows) > _CACHED_ROWS:
+            self._windows.clear()
+            self._cached = 0
+        self._windows[patient_id] = window
+        self._cached += len(window.rows)
+        return window.rows
+
+    def _extend(self, patient_id: str, cached: _Window, after: str) -> tuple[_Window, set[str]]:
+        """The cached window, less what is now too old, plus the readings stored since.
+
+        Also the keys of the readings stored since.
+        """
+        fresh = (
+            self._reader()
+            .execute(
+                "SELECT seq, json FROM reading_rows INDEXED BY readings_patient"
+                " WHERE patient_id = ? AND seq > ? AND received_at > ?",
+                (patient_id, cached.top, after),
+            )
+            .fetchall()
+        )
+        old = cached.rows
+        cut = next((i for i, r in enumerate(old) if r.received > after), len(old))
+        rows = old[cut:]  # the rows are in received order: the too old ones lead
+        added = sorted((_row(int(seq), text) for seq, text in fresh), key=_order)
+        if added and rows and _order(added[0]) < _order(rows[-1]):
+            rows = sorted(rows + added, key=_order)  # received out of commit order
+        else:
+            rows += added
+        top = max([cached.top, *(r.seq for r in added)])
+        return _Window(after, top, rows, complete=True), {r.key for r in added}
+
+    def _list(self, patient_id: str, after: str, cached: _Window | None) -> _Window:
+        """List the whole window; parse only the readings not parsed yet."""
+        conn = self._reader()
+        if cached is None:  # nothing parsed yet: one query
+            parsed = conn.execute(
+                "SELECT seq, json FROM reading_rows INDEXED BY readings_patient"
+                " WHERE patient_id = ? AND received_at > ? ORDER BY received_at, seq LIMIT ?",
+                (patient_id, after, _MAX_ROWS),
+            ).fetchall()
+            rows = [_row(int(seq), text) for seq, text in parsed]
+            top = max((r.seq for r in rows), default=0)
+            return _Window(after, top, rows, complete=len(rows) < _MAX_ROWS)
+        listing = conn.execute(
+            "SELECT seq, id FROM reading_rows INDEXED BY readings_patient"
+            " WHERE patient_id = ? AND received_at > ? ORDER BY received_at, seq LIMIT ?",
+            (patient_id, after, _MAX_ROWS),
+        ).fetchall()
+        listed = {str(rid): int(seq) for seq, rid in listing}
+        known = {r.key: r for r in cached.rows if listed.get(r.key) == r.seq}
+        missing = [rid for rid in listed if rid not in known]
+        if missing:
+            parsed = conn.execute(
+                "SELECT seq, json FROM reading_rows WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(missing),),
+            ).fetchall()
+            known.update((row.key, row) for row in (_row(int(q), text) for q, text in parsed))
+        # A reading pruned in between is left out; a reused sequence number is not mistaken.
+        rows = [known[rid] for seq, rid in listing if rid in known and known[rid].seq == seq]
+        top = max((int(seq) for seq, _ in listing), default=0)
+        return _Window(after, top, rows, complete=len(listing) < _MAX_ROWS)
 
     # --- building and scoring cases (worker thread) -----------------------------------------
 
@@ -278,40 +405,38 @@ class TriageEngine:
         # The new readings and every reading measured within a window of one of them: a reading
         # is received after it is measured, so received after the earliest moment minus a window.
         since = min(earliest) - window
-        candidates = self._readings(patient_id, since)
-        new = sorted((r for r in candidates if r.id in new_ids), key=_when, reverse=True)
-        if len(new) < len(new_ids):  # beyond the pages read: left for a restart, said out loud
-            missing = new_ids - {r.id for r in new}
-            log.warning("triage_readings_not_found", patient_id=patient_id, count=len(missing))
+        new_keys = {str(rid) for rid in new_ids}
+        candidates = self._readings(patient_id, since, new_keys)
+        new = sorted((r for r in candidates if r.key in new_keys), key=_at, reverse=True)
+        if len(new) < len(new_ids):  # beyond the rows read: left for a restart, said out loud
+            log.warning(
+                "triage_readings_not_found", patient_id=patient_id, count=len(new_ids) - len(new)
+            )
         planned: list[_Planned] = []
         while new:
-            at = _when(new[0])
-            chunk = [r for r in new if _when(r) > at - window][:MAX_NEW_PER_CASE]
-            taken = {r.id for r in chunk}
-            new = [r for r in new if r.id not in taken]
+            at = new[0].when
+            chunk = [r for r in new if r.when > at - window][:MAX_NEW_PER_CASE]
+            taken = {r.key for r in chunk}
+            new = [r for r in new if r.key not in taken]
             planned.append(self._case(patient_id, chunk, candidates, records, at))
         return planned
 
     def _case(
         self,
         patient_id: str,
-        new: list[Reading],
-        readings: list[Reading],
+        new: list[_Row],
+        rows: list[_Row],
         records: list[MedicalRecord],
         at: datetime,
     ) -> _Planned:
-        window = self.config.window
-        in_window = [r for r in readings if at - window < _when(r) <= at]
+        start = at - self.config.window
+        in_window = [r for r in rows if start < r.when <= at]
         observed, scale, age = self._observations(records, at)
         series: list[TimedVitals] = list(observed)
-        for reading in in_window:
-            vitals = gather([reading], at=_when(reading), window=_TINY).vitals
-            if any(v is not None for v in (vitals.spo2, vitals.systolic, vitals.pulse)) or (
-                vitals.temperature is not None
-            ):
-                series.append(TimedVitals(_when(reading), vitals))
-        series = [TimedVitals(e.at, replace(e.vitals, spo2_scale=scale)) for e in series]
-        used = gather(in_window, at=at, window=window).reading_ids
+        series += [r.timed for r in in_window if r.timed is not None]
+        if scale != 1:  # every entry was made with scale 1 (the default)
+            series = [TimedVitals(e.at, replace(e.vitals, spo2_scale=scale)) for e in series]
+        used = _used(in_window)
         new_ids = tuple(sorted({r.id for r in new}, key=str))
         reading_ids = tuple(sorted(set(new_ids) | set(used), key=str))
         case = Case(tuple(series), age, patient_id, reading_ids)
@@ -457,6 +582,50 @@ def result_id(
 
 def _when(reading: Reading) -> datetime:
     return reading.measured_at or reading.received_at
+
+
+def _at(row: _Row) -> datetime:
+    return row.when
+
+
+def _order(row: _Row) -> tuple[str, int]:
+    return row.received, row.seq
+
+
+def _row(seq: int, text: str) -> _Row:
+    """The triage view of a stored reading's JSON: the reading and its own vitals."""
+    reading = Reading.model_validate_json(text)  # ~4 us: pydantic-core, cheaper than by hand
+    # The same instant with `datetime.UTC` as its zone: comparing datetimes of one zone object
+    # skips `utcoffset()` calls (pydantic's own zone makes a window filter ~5x slower).
+    when = _when(reading).astimezone(UTC)
+    vitals = gather([reading], at=when, window=_TINY).vitals
+    values = {
+        "spo2": vitals.spo2,
+        "systolic": vitals.systolic,
+        "pulse": vitals.pulse,
+        "temperature": vitals.temperature,
+    }
+    names = tuple(name for name, value in values.items() if value is not None)
+    timed = TimedVitals(when, vitals) if names else None
+    received = to_db_time(reading.received_at)
+    return _Row(seq, received, str(reading.id), reading.id, when, timed, names)
+
+
+def _used(rows: Sequence[_Row]) -> set[uuid.UUID]:
+    """The readings `gather` takes the latest value of each vital from.
+
+    `rows` in their listing order, all within the window: the same choice as `gather`, made
+    from the vitals each row already holds.
+    """
+    used: set[uuid.UUID] = set()
+    for name in ("spo2", "systolic", "pulse", "temperature"):
+        best: _Row | None = None
+        for row in rows:  # the first of the latest wins, as in `gather`
+            if name in row.names and (best is None or row.when > best.when):
+                best = row
+        if best is not None:
+            used.add(best.id)
+    return used
 
 
 def _number(value: object) -> float | None:
