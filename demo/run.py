@@ -18,7 +18,7 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -38,7 +38,7 @@ from cloud.models.agreement import AgreementMetrics, CloudScorer
 from cloud.storage.archive import Archive
 from demo.phone import PhoneCheck, SimulatedPhone
 from demo.services import Endpoints, services
-from demo.triage import TriageCheck, rescore_missing, triage_check
+from demo.triage import TriageCheck, triage_check
 from hub.ble.virtual.demo import health_post_devices
 from hub.config import (
     IDENTITY_KEY_FILE,
@@ -193,7 +193,7 @@ async def _run(options: DemoOptions, console: Console, ep: Endpoints, hub_id: st
             triage=triage_check(hub_db, ep.database_url, hub_id),
         )
 
-    started, started_at = time.monotonic(), datetime.now(UTC)
+    started = time.monotonic()
     try:
         with Live(_table(count(), 0.0, "measuring"), console=console, refresh_per_second=4) as live:
             await _until(
@@ -218,11 +218,6 @@ async def _run(options: DemoOptions, console: Console, ep: Endpoints, hub_id: st
                 ),
                 lambda: live.update(_table(count(), time.monotonic() - started, "draining")),
             )
-            if _drained(count()):  # every reading is stored now: score what lacked them
-                live.update(_table(count(), time.monotonic() - started, "rescoring"))
-                await asyncio.to_thread(
-                    rescore_missing, pool, since=started_at - timedelta(minutes=5)
-                )
             live.update(_table(count(), time.monotonic() - started, "stopping"))
     finally:
         stop_phone.set()

@@ -11,21 +11,13 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import psycopg
-import structlog
-
-from cloud.db.connection import pooled
-from cloud.models.full import ModelShelf, score_pending
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from psycopg_pool import ConnectionPool
-
-log = structlog.get_logger("demo.triage")
 
 _UNTRIAGED = """
 SELECT count(*) FROM readings AS r
@@ -157,18 +149,3 @@ def _hub_triage(hub_db: Path) -> tuple[dict[str, str], int]:
     except sqlite3.Error:
         return {}, 0
     return bands, int(untriaged)
-
-
-def rescore_missing(pool: ConnectionPool, *, since: datetime) -> None:
-    """Score again the results the ingestor's scorer found without their readings.
-
-    A high result travels at alert priority, ahead of the readings it covers, so the scorer
-    that runs when it lands may find its readings missing (`readings_missing`) and does not
-    look again by itself. Once every reading is stored, the demo does what an operator does
-    with `tecsa-cloud models score --retry-missing`.
-    """
-    with pooled(pool, timeout=10.0) as conn:
-        report = score_pending(
-            conn, ModelShelf(), now=datetime.now(UTC), since=since, retry_missing=True
-        )
-    log.info("demo_rescored", scored=report.scored, not_scorable=report.not_scorable)

@@ -8,9 +8,11 @@ could not score are counted apart and never in the share. Below the threshold (d
 `tecsa_models_agreement_alert{version}` to 1; `tecsa-cloud models agreement` exits 1.
 
 `CloudScorer` is what the ingestor runs after each committed and acked batch: `notify()` only
-sets a flag; one background thread scores what is pending (`cloud.models.full.score_pending`)
-and refreshes the gauges. Its errors are logged and counted, never raised into the ingestor;
-whatever it missed, the next notification or `tecsa-cloud models score` catches up.
+sets a flag (batches with new triage results, readings or records wake it: late inputs of a
+result scored before them are retried, see `cloud.models.full`); one background thread scores
+what is pending (`cloud.models.full.score_pending`) and refreshes the gauges. Its errors are
+logged and counted, never raised into the ingestor; whatever it missed, the next notification
+or `tecsa-cloud models score` catches up.
 """
 
 from __future__ import annotations
@@ -207,9 +209,17 @@ class CloudScorer:
         self.idle.set()
 
     def after_stored(self, outcome: Outcome) -> None:
-        """The ingestor's hook: wake the scorer when a batch brought new triage results."""
+        """The ingestor's hook: wake the scorer when a batch brought something new.
+
+        New triage results are scored; new readings or records may be the late inputs of a
+        result scored before them (retried when due).
+        """
         stored = outcome.stored
-        if stored is not None and stored.triage_results.inserted:
+        if stored is not None and (
+            stored.triage_results.inserted
+            or stored.readings.inserted
+            or stored.medical_records.inserted
+        ):
             self.notify()
 
     def notify(self) -> None:

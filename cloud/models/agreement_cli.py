@@ -124,8 +124,9 @@ def score_command(
         bool,
         typer.Option(
             "--retry-missing",
-            help="Also retry results recorded as not scorable because their readings or their "
-            "model version's artifacts were missing (they may have arrived since).",
+            help="Also retry now every result recorded as not scorable because its readings, "
+            "records or model version's artifacts were missing (the scorer retries missing "
+            "readings and records by itself, with a growing wait; this does not wait).",
         ),
     ] = False,
     batch_size: Annotated[

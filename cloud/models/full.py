@@ -2,22 +2,33 @@
 
 For every stored `triage_results` row the cloud
 
-1. reads the readings the result references (`reading_ids`) from PostgreSQL;
-2. rebuilds the hub's feature row from them (`wire.triage_features.extract_with_news2`), with
-   the same conversions as the hub's vitals gathering (`hub/inference/vitals.py`: the same
-   (kind, component) sources and chart units; the cloud may not import the hub, so the table is
-   repeated here and a test keeps the two equal);
-3. compares the rebuilt row's input hash with the hub's (`input_match`): the readings are all
-   the cloud holds, so a hub that also used an agent's observations (respiration rate,
-   consciousness, oxygen) or the patient's age has inputs the cloud cannot rebuild, and says so;
+1. reads the readings the result references (`reading_ids`) from PostgreSQL, the patient's other
+   readings from the same hub measured within the triage window and received by the hub before
+   it triaged, and the patient's medical records from that hub;
+2. rebuilds the hub's inputs exactly as `hub/inference/engine.py` does (the case moment is the
+   newest referenced reading; observations `observations.resp_rate`, `.consciousness`,
+   `.on_oxygen`, `.spo2_scale` of the records within the window, the latest winning; the age
+   `patient.age_years` of the latest record up to that moment) and the feature row from them
+   (`wire.triage_features.extract_with_news2`), with the same conversions as the hub's vitals
+   gathering (`hub/inference/vitals.py`; the cloud may not import the hub, so the table and the
+   observation rule are repeated here and tests keep them equal);
+3. compares the rebuilt row's input hash with the hub's: when none of the hub's constructions
+   matches, an input the hub had has not reached the cloud (a record, a reading) and the result
+   is `not_scorable` / `inputs_missing`, never scored with other inputs;
 4. runs the float model of the same version (`model_float.tflite`, the manifest's normalisation
    and band thresholds) once per batch and applies the same safety rule (final band = the higher
    of NEWS2's and the model's);
-5. stores a `cloud_predictions` row (migration 0005): probability, cloud band, the hub's band,
-   `agree`, `input_match`. A result it cannot score is stored as `not_scorable` with the reason
-   (its readings are missing, its model is unknown, it was NEWS2 only, a vital is impossible):
-   it never stops the others (`score_pending(retry_missing=True)`, `tecsa-cloud models score
-   --retry-missing`, looks again at missing readings and models).
+5. stores a `cloud_predictions` row (migrations 0005, 0007): probability, cloud band, the hub's
+   band, `agree`, `input_match`. A result it cannot score is stored as `not_scorable` with the
+   reason (its readings or inputs are missing, its model is unknown, it was NEWS2 only, a vital
+   is impossible): it never stops the others.
+
+**Late inputs are retried by the scorer itself.** A high result travels at alert priority, ahead
+of its readings and records. A `readings_missing` or `inputs_missing` verdict carries `retry_at`:
+every run first retries one batch of due verdicts (at once on the next run, then after 15 s,
+45 s, ... doubling, `RETRY_ATTEMPTS` tries at most, then the verdict stays). Runs are woken by
+stored batches, so nothing loops hot. `score_pending(retry_missing=True)` (`tecsa-cloud models
+score --retry-missing`) still forgets every such verdict, and `unknown_model`, at once.
 
 Scoring is idempotent (rows are found by `NOT EXISTS` and inserted `ON CONFLICT DO NOTHING`)
 and batched (`BATCH_SIZE` results per transaction, one model invocation per version per batch).
@@ -25,16 +36,18 @@ and batched (`BATCH_SIZE` results per transaction, one model invocation per vers
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cloud.db.connection import require_idle, translated
 from cloud.errors import CloudError
 from cloud.models.litert import LiteRTRunner, ModelRunError
-from wire.news2 import InvalidVital, Vitals
+from wire.news2 import Consciousness, InvalidVital, Vitals
 from wire.triage_features import (
     FEATURE_NAMES,
     Normalisation,
@@ -65,6 +78,17 @@ BATCH_SIZE = 500
 NEWS2_ONLY = "news2-only"
 """The hub's model_version when no model ran (hub.inference.triage.NEWS2_ONLY)."""
 KPA_TO_MMHG = 7.500_615_75
+TRIAGE_WINDOW = timedelta(minutes=60)
+"""The hubs' triage window (`[triage] window`, hub.inference.engine.EngineConfig.window)."""
+RECORDS_PER_PATIENT = 500
+"""A patient's records read per case at most, newest first (the hub's `_RECORDS_PER_PATIENT`)."""
+WINDOW_READINGS_CAP = 20_000
+"""A patient's readings read per batch at most (the hub's `_MAX_ROWS`)."""
+RETRYABLE = ("readings_missing", "inputs_missing")
+"""The `not_scorable` reasons the scorer retries by itself: inputs that may still arrive."""
+RETRY_BASE = timedelta(seconds=15)
+RETRY_ATTEMPTS = 12
+"""Tries at most (waits 0, 15 s, 45 s, ... about 8.5 h in all); then the verdict stays."""
 
 SOURCES: dict[tuple[str, str], str] = {
     ("blood_pressure", "systolic"): "systolic",
@@ -233,6 +257,73 @@ def snapshot_of(series: Sequence[TimedVitals]) -> tuple[TimedVitals, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """What the cloud holds of one medical record revision, as far as triage needs it."""
+
+    updated_at: datetime
+    payload: Mapping[str, Any]
+
+
+def observations_of(
+    records: Iterable[StoredRecord], at: datetime, window: timedelta = TRIAGE_WINDOW
+) -> tuple[list[TimedVitals], int, float | None]:
+    """The agent's observations within the window, the SpO2 scale and the age at `at`.
+
+    The hub's rule (`hub/inference/engine.py` `_observations`), repeated because the cloud may
+    not import the hub: records updated after `at` are ignored; `patient.age_years` is the latest
+    up to `at` (window or not); `observations.*` count within `(at - window, at]`, one
+    `TimedVitals` per record at its `updated_at` (the features take the latest value of each
+    vital), the latest `spo2_scale` wins; a value of the wrong type is ignored, never guessed.
+    """
+    series: list[TimedVitals] = []
+    scale = 1
+    scale_at: datetime | None = None
+    age: float | None = None
+    age_at: datetime | None = None
+    for record in records:
+        when = record.updated_at
+        if when > at:
+            continue
+        payload = record.payload
+        patient = payload.get("patient")
+        if isinstance(patient, dict) and "age_years" in patient:
+            value = _number(patient["age_years"])
+            if value is not None and value >= 0 and (age_at is None or when > age_at):
+                age, age_at = value, when
+        obs = payload.get("observations")
+        if not isinstance(obs, dict) or not at - window < when:
+            continue
+        vitals, record_scale = _parse_observations(obs)
+        if record_scale is not None and (scale_at is None or when > scale_at):
+            scale, scale_at = record_scale, when
+        if vitals != Vitals():
+            series.append(TimedVitals(when, vitals))
+    return series, scale, age
+
+
+def _parse_observations(obs: Mapping[str, Any]) -> tuple[Vitals, int | None]:
+    rr = _number(obs["resp_rate"]) if "resp_rate" in obs else None
+    consciousness = None
+    if "consciousness" in obs:
+        with contextlib.suppress(ValueError):
+            consciousness = Consciousness(str(obs["consciousness"]).upper())
+    on_oxygen = obs.get("on_oxygen")
+    if not isinstance(on_oxygen, bool):
+        on_oxygen = None
+    scale = obs.get("spo2_scale")
+    if scale not in (1, 2) or isinstance(scale, bool):
+        scale = None
+    vitals = Vitals(respiration_rate=rr, consciousness=consciousness, on_oxygen=on_oxygen)
+    return vitals, None if scale is None else int(scale)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
 class Rebuilt:
     """The feature row the cloud rebuilt for one triage result, and whether it is the hub's."""
 
@@ -242,16 +333,53 @@ class Rebuilt:
     input_match: bool
 
 
-def rebuild(readings: Sequence[StoredReading], edge_hash: str) -> Rebuilt:
-    """The hub's feature row from its readings: the per-reading series, else the latest snapshot.
+def hub_series(
+    readings: Iterable[StoredReading],
+    records: Iterable[StoredRecord],
+    at: datetime,
+    window: timedelta = TRIAGE_WINDOW,
+) -> tuple[tuple[TimedVitals, ...], float | None]:
+    """The series and age the hub triaged at `at`: observations + readings within the window.
 
-    Both constructions a hub may use are tried; the one whose hash is the hub's wins. When none
-    is, the per-reading series is scored and `input_match` is False. Raises `InvalidVital`.
+    As `hub/inference/engine.py` `_case` builds it: the records' observations, then one entry
+    per reading measured within `(at - window, at]` that carries a vital NEWS2 uses, all at
+    the SpO2 scale of the latest record that sets one.
     """
-    series = series_of(readings)
+    observed, scale, age = observations_of(records, at, window)
+    in_window = [r for r in readings if at - window < r.measured_at <= at]
+    series = observed + [e for e in series_of(in_window) if e.vitals != Vitals()]
+    if scale != 1:
+        series = [TimedVitals(e.at, replace(e.vitals, spo2_scale=scale)) for e in series]
+    return tuple(series), age
+
+
+def rebuild(
+    readings: Sequence[StoredReading],
+    edge_hash: str,
+    *,
+    window_readings: Sequence[StoredReading] = (),
+    records: Sequence[StoredRecord] = (),
+    window: timedelta = TRIAGE_WINDOW,
+) -> Rebuilt:
+    """The hub's feature row: its readings, the patient's other readings and records in the window.
+
+    `readings` are the ones the result references (all found), `window_readings` the patient's
+    other readings the hub held at the time, `records` the patient's records (any order). The
+    case moment is the newest referenced reading. The hub's construction is tried first, then
+    those of older hubs (referenced readings alone, as a series or as the latest snapshot, no
+    observations); the one whose hash is the hub's wins. When none is, the first is returned
+    with `input_match` False: the cloud lacks an input the hub had. Raises `InvalidVital`.
+    """
+    plain = series_of(readings)
+    candidates: list[tuple[Sequence[TimedVitals], float | None]] = []
+    if window_readings or records:  # else the hub's series is the plain one
+        at = max(r.measured_at for r in readings)
+        by_id = {r.id: r for r in (*window_readings, *readings)}
+        candidates.append(hub_series(by_id.values(), records, at, window))
+    candidates += [(plain, None), (snapshot_of(plain), None)]
     first: Rebuilt | None = None
-    for candidate in (series, snapshot_of(series)):
-        row, news2 = extract_with_news2(candidate, age_years=None)
+    for candidate, age_years in candidates:
+        row, news2 = extract_with_news2(candidate, age_years=age_years)
         digest = input_hash(row)
         rebuilt = Rebuilt(row, news2, digest, digest == edge_hash)
         if rebuilt.input_match:
@@ -261,6 +389,17 @@ def rebuild(readings: Sequence[StoredReading], edge_hash: str) -> Rebuilt:
     return first
 
 
+def retry_at(reason: str, attempts: int, now: datetime) -> datetime | None:
+    """When a `not_scorable` verdict after `attempts` tries may be retried, or None (never).
+
+    Only missing inputs are retried: at once on the next pass after the first try, then after
+    `RETRY_BASE` doubled per further try, until `RETRY_ATTEMPTS`.
+    """
+    if reason not in RETRYABLE or attempts >= RETRY_ATTEMPTS:
+        return None
+    return now + RETRY_BASE * ((1 << (attempts - 1)) - 1)
+
+
 @dataclass
 class ScoreReport:
     """What one scoring run did."""
@@ -268,6 +407,8 @@ class ScoreReport:
     scored: int = 0
     agreed: int = 0
     not_scorable: dict[str, int] = field(default_factory=dict)
+    retried: int = 0
+    """Of these, results tried again because their inputs were missing before."""
 
     @property
     def total(self) -> int:
@@ -276,25 +417,70 @@ class ScoreReport:
 
 
 _PENDING = """
-SELECT t.id, t.model_version, t.band, t.input_hash, t.reading_ids, t.computed_at
+SELECT t.id, t.model_version, t.band, t.input_hash, t.reading_ids, t.computed_at,
+       t.patient_id, t.hub_id, 1
   FROM triage_results t
  WHERE NOT EXISTS (SELECT 1 FROM cloud_predictions p WHERE p.triage_id = t.id)
    AND (%(since)s::timestamptz IS NULL OR t.computed_at >= %(since)s)
  ORDER BY t.computed_at, t.id
  LIMIT %(limit)s
 """
+_INPUTS_SEEN = """(SELECT count(*) FROM readings r WHERE r.id = ANY(t.reading_ids))
+     + (SELECT count(*) FROM medical_records m
+         WHERE m.patient_id = t.patient_id AND m.hub_id = t.hub_id)"""
+_DUE = f"""
+WITH due AS (
+    DELETE FROM cloud_predictions
+     WHERE triage_id IN (
+        SELECT p.triage_id FROM cloud_predictions p JOIN triage_results t ON t.id = p.triage_id
+         WHERE p.retry_at IS NOT NULL
+           AND (%(since)s::timestamptz IS NULL OR p.computed_at >= %(since)s)
+           AND (p.retry_at <= %(now)s OR p.inputs_seen IS DISTINCT FROM {_INPUTS_SEEN})
+         ORDER BY p.retry_at LIMIT %(limit)s
+           FOR UPDATE OF p SKIP LOCKED)
+    RETURNING triage_id, attempts
+)
+SELECT t.id, t.model_version, t.band, t.input_hash, t.reading_ids, t.computed_at,
+       t.patient_id, t.hub_id, due.attempts + 1
+  FROM due JOIN triage_results t ON t.id = due.triage_id
+ ORDER BY t.computed_at, t.id
+"""  # noqa: S608 - a constant, no input
 _READINGS = """
 SELECT id, measured_at, kind, components FROM readings WHERE id = ANY(%(ids)s)
 """
-_INSERT = """
-INSERT INTO cloud_predictions (triage_id, model_version, computed_at, status, reason,
-    cloud_probability, cloud_band, edge_band, agree, input_match, cloud_input_hash, scored_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (triage_id) DO NOTHING
+_WINDOW_READINGS = """
+SELECT w.pid, w.hub, r.id, r.measured_at, r.kind, r.components, r.received_at
+  FROM unnest(%(pids)s::text[], %(hubs)s::text[], %(lo)s::timestamptz[],
+              %(hi)s::timestamptz[], %(rcv)s::timestamptz[]) AS w(pid, hub, lo, hi, rcv)
+  JOIN LATERAL (
+    SELECT id, measured_at, kind, components, received_at FROM readings
+     WHERE patient_id = w.pid AND measured_at > w.lo AND measured_at <= w.hi
+       AND hub_id = w.hub AND received_at <= w.rcv
+     LIMIT %(cap)s) r ON true
 """
+_RECORDS = """
+SELECT w.pid, w.hub, m.updated_at, m.payload
+  FROM unnest(%(pids)s::text[], %(hubs)s::text[], %(hi)s::timestamptz[]) AS w(pid, hub, hi)
+  JOIN LATERAL (
+    SELECT updated_at, payload FROM medical_records
+     WHERE patient_id = w.pid AND updated_at <= w.hi AND hub_id = w.hub
+     ORDER BY updated_at DESC LIMIT %(cap)s) m ON true
+"""
+_INSERT = f"""
+INSERT INTO cloud_predictions (triage_id, model_version, computed_at, status, reason,
+    cloud_probability, cloud_band, edge_band, agree, input_match, cloud_input_hash, scored_at,
+    attempts, retry_at, inputs_seen)
+SELECT %(triage_id)s, %(version)s, %(computed_at)s, %(status)s, %(reason)s, %(probability)s,
+       %(cloud_band)s, %(edge_band)s, %(agree)s, %(input_match)s, %(hash)s, %(now)s,
+       %(attempts)s, %(retry_at)s::timestamptz,
+       CASE WHEN %(retry_at)s::timestamptz IS NULL THEN NULL ELSE {_INPUTS_SEEN} END
+  FROM triage_results t WHERE t.id = %(triage_id)s
+ON CONFLICT (triage_id) DO NOTHING
+"""  # noqa: S608 - a constant, no input
 _FORGET_MISSING = """
 DELETE FROM cloud_predictions
- WHERE status = 'not_scorable' AND reason IN ('readings_missing', 'unknown_model')
+ WHERE status = 'not_scorable'
+   AND reason IN ('readings_missing', 'inputs_missing', 'unknown_model')
    AND (%(since)s::timestamptz IS NULL OR computed_at >= %(since)s)
 """
 
@@ -308,35 +494,80 @@ def score_pending(
     batch_size: int = BATCH_SIZE,
     retry_missing: bool = False,
     max_batches: int | None = None,
+    window: timedelta = TRIAGE_WINDOW,
 ) -> ScoreReport:
     """Score every stored triage result without a prediction (computed at or after `since`).
 
-    One transaction per batch of `batch_size`; safe to run concurrently with itself (a result
-    two scorers race on is stored once). `retry_missing` first forgets the `readings_missing` and
-    `unknown_model` verdicts in the window, so results whose readings arrived later, or whose
-    model's artifacts were installed since, get scored. Runs on an
-    autocommit connection; raises the `cloud.db` errors (`DatabaseUnavailable`, ...).
+    First one batch of the verdicts whose missing inputs are due for a retry (`retry_at` up to
+    `now`; bounded work per pass), then the results never scored. One transaction per batch of
+    `batch_size`; safe to run concurrently with itself (a result two scorers race on is stored
+    once). `retry_missing` first forgets every `readings_missing`, `inputs_missing` and
+    `unknown_model` verdict in the window, due or not (the operator's command). `window` is the
+    hubs' triage window (`[triage] window`). Runs on an autocommit connection; raises the
+    `cloud.db` errors (`DatabaseUnavailable`, ...).
     """
     require_idle(conn, "score_pending")
     report = ScoreReport()
     if retry_missing:
         with translated():
             conn.execute(_FORGET_MISSING, {"since": since})
+    params = {"since": since, "limit": max(1, batch_size), "now": now}
+    with translated(), conn.transaction():
+        due = conn.execute(_DUE, params).fetchall()
+        if due:
+            report.retried += len(due)
+            rows = _score_batch(conn, shelf, due, now=now, report=report, window=window)
+            with conn.cursor() as cur:
+                cur.executemany(_INSERT, rows)
     batches = 0
     while max_batches is None or batches < max_batches:
         with translated(), conn.transaction():
-            pending = conn.execute(
-                _PENDING, {"since": since, "limit": max(1, batch_size)}
-            ).fetchall()
+            pending = conn.execute(_PENDING, params).fetchall()
             if not pending:
                 break
-            rows = _score_batch(conn, shelf, pending, now=now, report=report)
+            rows = _score_batch(conn, shelf, pending, now=now, report=report, window=window)
             with conn.cursor() as cur:
                 cur.executemany(_INSERT, rows)
         batches += 1
         if len(pending) < batch_size:
             break
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What the cloud holds around one patient on one hub for a batch of results."""
+
+    readings: list[tuple[StoredReading, datetime]] = field(default_factory=list)
+    """The patient's readings in the batch's windows, with their received time."""
+    records: list[StoredRecord] = field(default_factory=list)
+
+
+def _contexts(
+    conn: psycopg.Connection[Any],
+    moments: Mapping[tuple[str, str], list[tuple[datetime, datetime]]],
+    window: timedelta,
+) -> dict[tuple[str, str], _Context]:
+    """Per (patient, hub): its readings and records around the given (case, computed) moments."""
+    keys = sorted(moments)
+    out = {key: _Context() for key in keys}
+    if not keys:
+        return out
+    pids = [k[0] for k in keys]
+    hubs = [k[1] for k in keys]
+    his = [max(at for at, _ in moments[k]) for k in keys]
+    los = [min(at for at, _ in moments[k]) - window for k in keys]
+    rcv = [max(c for _, c in moments[k]) for k in keys]
+    params = {"pids": pids, "hubs": hubs, "lo": los, "hi": his, "rcv": rcv}
+    for pid, hub, *row, received in conn.execute(
+        _WINDOW_READINGS, {**params, "cap": WINDOW_READINGS_CAP}
+    ).fetchall():
+        out[pid, hub].readings.append((StoredReading(*row), received))
+    for pid, hub, updated_at, payload in conn.execute(
+        _RECORDS, {**params, "cap": RECORDS_PER_PATIENT}
+    ).fetchall():
+        out[pid, hub].records.append(StoredRecord(updated_at, payload))
+    return out
 
 
 def _score_batch(
@@ -346,51 +577,128 @@ def _score_batch(
     *,
     now: datetime,
     report: ScoreReport,
-) -> list[tuple[object, ...]]:
-    wanted = sorted({rid for *_, ids, _ in pending for rid in ids}, key=str)
+    window: timedelta,
+) -> list[dict[str, object]]:
+    wanted = sorted({rid for item in pending for rid in item[4]}, key=str)
     found = {
         r[0]: StoredReading(r[0], r[1], r[2], r[3])
         for r in conn.execute(_READINGS, {"ids": wanted}).fetchall()
     }
-    out: list[tuple[object, ...]] = []
+    reasons = {
+        item[0]: reason
+        for item in pending
+        if (reason := _unscorable(item[1], item[4], found, shelf)) is not None
+    }
     to_run: dict[str, list[tuple[tuple[Any, ...], Rebuilt]]] = {}
+    # The referenced readings alone first (no query more); the patient's window and records
+    # only for the results they do not rebuild. A matching hash means the hub's very row.
+    _rebuild_all(pending, found, {}, reasons, to_run, window=window, final=False)
+    contexts = _contexts(conn, _moments(pending, found, reasons), window)
+    _rebuild_all(pending, found, contexts, reasons, to_run, window=window, final=True)
+    out: list[dict[str, object]] = []
     for item in pending:
-        triage_id, version, edge_band, edge_hash, ids, computed_at = item
-        reason = _unscorable(version, ids, found, shelf)
-        if reason is None:
-            try:
-                rebuilt = rebuild([found[rid] for rid in ids], edge_hash)
-            except InvalidVital:
-                reason = "invalid_vitals"
-            else:
-                to_run.setdefault(version, []).append((item, rebuilt))
-                continue
-        report.not_scorable[reason] = report.not_scorable.get(reason, 0) + 1
-        out.append(
-            (
-                *(triage_id, version, computed_at, "not_scorable", reason),
-                *(None, None, edge_band, None),
-                *(None, None, now),
+        reason = reasons[item[0]]
+        if reason:
+            tries = item[8]
+            report.not_scorable[reason] = report.not_scorable.get(reason, 0) + 1
+            out.append(
+                _row(item, now)
+                | {
+                    "status": "not_scorable",
+                    "reason": reason,
+                    "retry_at": retry_at(reason, tries, now),
+                }
             )
-        )
     for version, group in to_run.items():
         model = shelf.get(version)
         assert model is not None  # noqa: S101 - checked by _unscorable
         outputs = model.predict([rebuilt.row for _, rebuilt in group])
         for (item, rebuilt), (probability, model_band) in zip(group, outputs, strict=True):
-            triage_id, _, edge_band, _, _, computed_at = item
+            edge_band = item[2]
             cloud_band = higher_band(rebuilt.news2.band, model_band)
             agree = cloud_band.value == edge_band
             report.scored += 1
             report.agreed += agree
             out.append(
-                (
-                    *(triage_id, version, computed_at, "scored", None),
-                    *(min(1.0, max(0.0, probability)), cloud_band.value, edge_band, agree),
-                    *(rebuilt.input_match, rebuilt.input_hash, now),
-                )
+                _row(item, now)
+                | {
+                    "probability": min(1.0, max(0.0, probability)),
+                    "cloud_band": cloud_band.value,
+                    "agree": agree,
+                    "input_match": rebuilt.input_match,
+                    "hash": rebuilt.input_hash,
+                }
             )
     return out
+
+
+def _row(item: Sequence[Any], now: datetime) -> dict[str, object]:
+    """The `_INSERT` parameters of a pending result's prediction row, nothing known yet."""
+    triage_id, version, edge_band, _, _, computed_at, _, _, tries = item
+    return {
+        "triage_id": triage_id,
+        "version": version,
+        "computed_at": computed_at,
+        "status": "scored",
+        "reason": None,
+        "probability": None,
+        "cloud_band": None,
+        "edge_band": edge_band,
+        "agree": None,
+        "input_match": None,
+        "hash": None,
+        "now": now,
+        "attempts": tries,
+        "retry_at": None,
+    }
+
+
+def _rebuild_all(
+    pending: Sequence[tuple[Any, ...]],
+    found: Mapping[UUID, StoredReading],
+    contexts: Mapping[tuple[str, str], _Context],
+    reasons: dict[UUID, str],
+    to_run: dict[str, list[tuple[tuple[Any, ...], Rebuilt]]],
+    *,
+    window: timedelta,
+    final: bool,
+) -> None:
+    """Rebuild the results without a verdict yet; `final`: one not rebuilt is inputs_missing."""
+    for item in pending:
+        triage_id, version, _, edge_hash, ids, computed_at, patient_id, hub_id, _ = item
+        if triage_id in reasons:
+            continue
+        context = contexts.get((patient_id, hub_id), _Context())
+        try:
+            rebuilt = rebuild(
+                [found[rid] for rid in ids],
+                edge_hash,
+                window_readings=[r for r, rcv in context.readings if rcv <= computed_at],
+                records=context.records,
+                window=window,
+            )
+        except InvalidVital:
+            reasons[triage_id] = "invalid_vitals"
+            continue
+        if rebuilt.input_match:
+            to_run.setdefault(version, []).append((item, rebuilt))
+            reasons[triage_id] = ""  # scored below
+        elif final:
+            reasons[triage_id] = "inputs_missing"  # never scored with other inputs
+
+
+def _moments(
+    pending: Sequence[tuple[Any, ...]],
+    found: Mapping[UUID, StoredReading],
+    reasons: Mapping[UUID, str],
+) -> dict[tuple[str, str], list[tuple[datetime, datetime]]]:
+    """Per (patient, hub): the (case, computed) moments of the results still to rebuild."""
+    moments: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
+    for triage_id, _, _, _, ids, computed_at, patient_id, hub_id, _ in pending:
+        if triage_id not in reasons and patient_id is not None:
+            at = max(found[rid].measured_at for rid in ids)
+            moments.setdefault((patient_id, hub_id), []).append((at, computed_at))
+    return moments
 
 
 def _unscorable(

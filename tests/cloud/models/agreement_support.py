@@ -4,9 +4,10 @@ of cloud/models/full.py's reconstruction."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -18,13 +19,14 @@ from wire import (
     Compression,
     Counts,
     Header,
+    MedicalRecord,
     Priority,
     Reading,
     RiskBand,
     TriageResult,
 )
 from wire.keys import key_id
-from wire.news2 import Vitals
+from wire.news2 import Consciousness, Vitals
 from wire.triage_features import (
     Normalisation,
     TimedVitals,
@@ -47,6 +49,8 @@ class Patient:
     patient_id: str
     readings: tuple[Reading, ...]
     series: tuple[TimedVitals, ...]
+    records: tuple[MedicalRecord, ...] = ()
+    age: float | None = None
 
 
 def _uuid(rng: random.Random) -> UUID:
@@ -127,7 +131,7 @@ class HubTriage:
 
     def results(self, patients: list[Patient], rng: random.Random) -> list[TriageResult]:
         """One result per patient, the model run once over the batch as the hub does."""
-        extracted = [extract_with_news2(p.series, age_years=None) for p in patients]
+        extracted = [extract_with_news2(p.series, age_years=p.age) for p in patients]
         probabilities = self.runner.predict([normalise(row, self.spec) for row, _ in extracted])
         out = []
         for patient, (row, news2), p in zip(patients, extracted, probabilities, strict=True):
@@ -148,6 +152,64 @@ class HubTriage:
                 )
             )
         return out
+
+
+def record(rng: random.Random, patient_id: str, at: datetime, payload: dict) -> MedicalRecord:
+    """A record an agent wrote on a phone at `at`."""
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return MedicalRecord(
+        id=_uuid(rng),
+        revision=1,
+        updated_at=at,
+        patient_id=patient_id,
+        agent_id="agent-0001",
+        type="observation",
+        payload=payload,
+        content_hash=f"sha256:{digest}",
+    )
+
+
+def with_records(rng: random.Random, patient: Patient) -> Patient:
+    """The patient with an agent's records, and the series and age the hub triages with them.
+
+    An old record (two hours back) gives the age and observations outside the window (the hub
+    ignores those); two recent ones (before the newest reading: the moment the hub triages)
+    give respiration rate, consciousness, oxygen and sometimes
+    SpO2 scale 2, the later one winning. Written independently of cloud/models/full.py.
+    """
+    pid = patient.patient_id
+    at = max(r.measured_at for r in patient.readings if r.measured_at is not None)
+    old, first, second = (
+        at - timedelta(hours=2),
+        at - timedelta(minutes=40),
+        at - timedelta(minutes=8),
+    )
+    age = float(rng.randint(18, 95))
+    rr1, rr2 = rng.randint(10, 20), rng.randint(8, 30)
+    level = rng.choice("AAAACVPU")
+    oxygen = rng.random() < 0.3
+    scale2 = oxygen and rng.random() < 0.5
+    obs2: dict = {"resp_rate": rr2, "consciousness": level, "on_oxygen": oxygen}
+    if scale2:
+        obs2["spo2_scale"] = 2
+    records = (
+        record(rng, pid, old, {"patient": {"age_years": age}, "observations": {"resp_rate": 40}}),
+        record(rng, pid, first, {"observations": {"resp_rate": rr1, "consciousness": "A"}}),
+        record(rng, pid, second, {"observations": obs2, "note": "seen at bedside"}),
+    )
+    observed = [
+        TimedVitals(first, Vitals(respiration_rate=float(rr1), consciousness=Consciousness("A"))),
+        TimedVitals(
+            second,
+            Vitals(
+                respiration_rate=float(rr2), consciousness=Consciousness(level), on_oxygen=oxygen
+            ),
+        ),
+    ]
+    series = [*observed, *patient.series]
+    if scale2:
+        series = [TimedVitals(e.at, replace(e.vitals, spo2_scale=2)) for e in series]
+    return replace(patient, records=records, series=tuple(series), age=age)
 
 
 def hub_body(n: int, seed: int = 11, *, hub: HubTriage | None = None) -> tuple[Body, list[Patient]]:

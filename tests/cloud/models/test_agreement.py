@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 import structlog
-from agreement_support import T0, HubTriage, header_for, hub_body, with_band
+from agreement_support import (
+    T0,
+    HubTriage,
+    header_for,
+    hub_body,
+    make_patient,
+    with_band,
+    with_records,
+)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
@@ -238,3 +246,50 @@ async def test_the_ingestor_scores_after_the_ack_and_a_failing_hook_fails_no_bat
     assert len(rows) == 40  # the second run caught up on the first batch's results too
     assert all(row == ("scored", True) for row in rows)
     assert gauge(registry, "tecsa_models_edge_cloud_agreement", version="triage-v1") == 1.0
+
+
+async def test_a_high_result_that_lands_before_its_inputs_is_scored_once_they_arrive(
+    mosquitto, db, s3_endpoint, s3_bucket, hub_triage
+):
+    """Alert priority puts the high result ahead of its readings and records: the ingestor's
+    scorer finds them missing, then scores it by itself once a later batch brings them."""
+    rng = random.Random(31)
+    patients = [with_records(rng, make_patient(rng, n)) for n in range(40)]
+    results = hub_triage.results(patients, rng)
+    (patient, high) = next(
+        (p, r) for p, r in zip(patients, results, strict=True) if r.band.value == "high"
+    )
+    hub_id = unique_hub()
+    register(db, hub_id, hub_key(2))
+    maker = BatchMaker(hub_id, hub_key(2))
+    pool = open_pool(DatabaseSettings(url=db, pool_max=2))
+    scorer = CloudScorer(pool, AgreementMetrics(CollectorRegistry()), clock=lambda: NOW)
+    try:
+        async with (
+            running_ingestor(mosquitto.url, db, s3_endpoint, s3_bucket) as ingestor,
+            TestHub(mosquitto.url, hub_id) as hub,
+        ):
+            ingestor.after_stored = scorer.after_stored
+            alert = maker.make(body=Body(triage_results=(high,)))
+            assert (await hub.deliver(alert)).status.value == "stored"
+            assert await asyncio.to_thread(scorer.idle.wait, 30)
+            with connect(db) as c:
+                first = c.execute("SELECT status, reason FROM cloud_predictions").fetchall()
+            assert first == [("not_scorable", "readings_missing")]
+
+            inputs = Body(readings=patient.readings, medical_records=patient.records)
+            assert (await hub.deliver(maker.make(body=inputs))).status.value == "stored"
+            for _ in range(200):
+                if scorer.runs >= 2 and scorer.idle.is_set():
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        scorer.close()
+        pool.close()
+
+    with connect(db) as c:
+        rows = c.execute(
+            "SELECT status, edge_band, cloud_band, agree, input_match, attempts"
+            " FROM cloud_predictions"
+        ).fetchall()
+    assert rows == [("scored", "high", "high", True, True, 2)]

@@ -10,7 +10,15 @@ from datetime import timedelta
 from uuid import UUID
 
 import pytest
-from agreement_support import T0, HubTriage, header_for, hub_body, make_patient, with_band
+from agreement_support import (
+    T0,
+    HubTriage,
+    header_for,
+    hub_body,
+    make_patient,
+    with_band,
+    with_records,
+)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud.db import add_hub, connect, store_batch
@@ -184,16 +192,17 @@ def test_results_that_cannot_be_scored_are_recorded_and_stop_nothing(conn, hub_t
     assert (summary.scored, summary.agreement, summary.not_scorable) == (10, 1.0, 2)
     assert (by_version["v9"].scored, by_version["v9"].agreement) == (0, None)
 
-    # the readings arrive: a plain rerun leaves the verdict, --retry-missing scores it
+    # the readings arrive: the next run retries the verdict by itself; --retry-missing also
+    # looks again at the unknown model
     store(conn, Body(readings=late.readings), seq=2)
-    assert score_pending(conn, ModelShelf(), now=NOW).total == 0
+    again = score_pending(conn, ModelShelf(), now=NOW)
+    assert (again.retried, again.scored, again.agreed) == (1, 1, 1)
     retried = score_pending(conn, ModelShelf(), now=NOW, retry_missing=True)
-    assert (retried.scored, retried.agreed) == (1, 1)
     assert retried.not_scorable == {"unknown_model": 1}  # checked again: still no v9 artifacts
 
 
-def test_inputs_the_cloud_cannot_rebuild_are_flagged_not_hidden(conn, hub_triage):
-    """A hub that also used the patient's age has another input hash: scored, input_match false."""
+def test_inputs_the_cloud_cannot_rebuild_are_never_scored_with_other_inputs(conn, hub_triage):
+    """A hub that used an age the cloud never received: not scorable, never a mismatched score."""
     rng = random.Random(15)
     patient = make_patient(rng, 1)
     (result,) = hub_triage.results([patient], rng)
@@ -201,12 +210,106 @@ def test_inputs_the_cloud_cannot_rebuild_are_flagged_not_hidden(conn, hub_triage
     result = result.model_copy(update={"input_hash": input_hash(row)})
     store(conn, Body(readings=patient.readings, triage_results=(result,)))
 
-    score_pending(conn, ModelShelf(), now=NOW)
+    report = score_pending(conn, ModelShelf(), now=NOW)
 
-    ((_, status, _, _, _, _, match),) = predictions(conn)
-    assert (status, match) == ("scored", False)
+    assert report.not_scorable == {"inputs_missing": 1}
+    ((_, status, reason, _, _, _, match),) = predictions(conn)
+    assert (status, reason, match) == ("not_scorable", "inputs_missing", None)
     (summary,) = agreement(conn, since=T0 - timedelta(days=1))
-    assert summary.input_mismatch == 1
+    assert (summary.scored, summary.not_scorable, summary.input_mismatch) == (0, 1, 0)
+
+
+def test_results_made_from_readings_and_records_are_rebuilt_exactly(conn, hub_triage):
+    """Observations and age from the agent's records drive the hub's bands; the cloud rebuilds
+    them: every input hash matches and agreement measures the int8 model against the float."""
+    rng = random.Random(21)
+    patients = [with_records(rng, make_patient(rng, n)) for n in range(60)]
+    results = hub_triage.results(patients, rng)
+    body = Body(
+        readings=tuple(r for p in patients for r in p.readings),
+        medical_records=tuple(r for p in patients for r in p.records),
+        triage_results=tuple(results),
+    )
+    store(conn, body)
+
+    report = score_pending(conn, ModelShelf(), now=NOW, batch_size=25)
+
+    assert (report.scored, report.not_scorable) == (60, {})
+    rows = predictions(conn)
+    assert all(status == "scored" and match for _, status, _, _, _, _, match in rows)
+    (summary,) = agreement(conn, since=T0 - timedelta(days=1))
+    assert (summary.scored, summary.agreement, summary.input_mismatch) == (60, 1.0, 0)
+    # the observations mattered: without them the hub's rows differ
+    plain = [
+        extract_with_news2(series_of([stored(r) for r in p.readings]), age_years=None)
+        for p in patients
+    ]
+    assert (
+        sum(input_hash(row) != r.input_hash for (row, _), r in zip(plain, results, strict=True))
+        == 60
+    )
+    assert {"high", "medium"} <= {r[4] for r in rows}
+
+
+def test_a_record_not_in_the_cloud_yet_leaves_the_result_unscored_until_it_arrives(
+    conn, hub_triage
+):
+    rng = random.Random(22)
+    patient = with_records(rng, make_patient(rng, 7))
+    (result,) = hub_triage.results([patient], rng)
+    late = patient.records[-1]
+    store(
+        conn,
+        Body(
+            readings=patient.readings,
+            medical_records=patient.records[:-1],
+            triage_results=(result,),
+        ),
+    )
+
+    first = score_pending(conn, ModelShelf(), now=NOW)
+    second = score_pending(conn, ModelShelf(), now=NOW)  # retried at once, then it waits
+    third = score_pending(conn, ModelShelf(), now=NOW)
+
+    assert first.not_scorable == {"inputs_missing": 1}
+    assert (second.retried, second.not_scorable) == (1, {"inputs_missing": 1})
+    assert third.total == 0
+    attempts, due = conn.execute(
+        "SELECT attempts, retry_at FROM cloud_predictions WHERE triage_id = %s", (result.id,)
+    ).fetchone()
+    assert (attempts, due) == (2, NOW + full.RETRY_BASE)
+
+    # the record arrives: retried on the next run, though its time is not due
+    store(conn, Body(medical_records=(late,)), seq=2)
+    later = score_pending(conn, ModelShelf(), now=NOW)
+    assert (later.retried, later.scored, later.agreed) == (1, 1, 1)
+    ((_, status, _, _, _, agree, match),) = predictions(conn)
+    assert (status, agree, match) == ("scored", True, True)
+
+
+def test_a_result_whose_inputs_never_arrive_is_retried_a_bounded_number_of_times(conn, hub_triage):
+    rng = random.Random(23)
+    patient = make_patient(rng, 8)
+    (result,) = hub_triage.results([patient], rng)
+    store(conn, Body(readings=patient.readings[1:], triage_results=(result,)))
+
+    now, tries = NOW, 0
+    for _ in range(3 * full.RETRY_ATTEMPTS):
+        report = score_pending(conn, ModelShelf(), now=now)
+        tries += report.total
+        now += timedelta(days=1)
+
+    assert tries == full.RETRY_ATTEMPTS
+    row = conn.execute(
+        "SELECT status, reason, attempts, retry_at FROM cloud_predictions"
+    ).fetchone()
+    assert row == ("not_scorable", "readings_missing", full.RETRY_ATTEMPTS, None)
+    assert [full.retry_at("readings_missing", n, NOW) for n in (1, 2, 3)] == [
+        NOW,
+        NOW + full.RETRY_BASE,
+        NOW + 3 * full.RETRY_BASE,
+    ]
+    assert full.retry_at("unknown_model", 1, NOW) is None
 
 
 def test_a_float_model_that_does_not_match_its_manifest_is_refused(tmp_path):
@@ -219,3 +322,51 @@ def test_a_float_model_that_does_not_match_its_manifest_is_refused(tmp_path):
     with pytest.raises(FullModelError, match="no model artifacts"):
         load_full_model("../triage-v1", tmp_path)
     assert ModelShelf(tmp_path).get("triage-v1") is None
+
+
+def test_the_window_readings_the_hub_held_are_found_without_being_referenced(conn, hub_triage):
+    """A hub result lists the new readings and those giving the latest values, yet its trends
+    span every reading of the window: the cloud finds those too, but not a reading the hub
+    received after it triaged."""
+    rng = random.Random(24)
+    patients = [with_records(rng, make_patient(rng, n)) for n in range(30)]
+    results = []
+    late = []
+    for patient, result in zip(patients, hub_triage.results(patients, rng), strict=True):
+        newest = max(patient.readings, key=lambda r: r.measured_at)
+        results.append(result.model_copy(update={"reading_ids": (newest.id,)}))
+        # measured within the window (the first of it), other values, received after the
+        # hub's triage: not in the hub's series, it would change the trends
+        early = min(patient.readings, key=lambda r: r.measured_at)
+        components = {
+            name: c.model_copy(update={"value": round(c.value * 0.95, 1)})
+            for name, c in early.components.items()
+        }
+        late.append(
+            early.model_copy(
+                update={
+                    "id": UUID(int=rng.getrandbits(128), version=4),
+                    "components": components,
+                    "measured_at": early.measured_at - timedelta(seconds=1),
+                    "received_at": result.computed_at + timedelta(minutes=5),
+                }
+            )
+        )
+    with_late = full.rebuild(
+        [stored(r) for r in patients[0].readings],
+        results[0].input_hash,
+        window_readings=[stored(late[0])],
+        records=[full.StoredRecord(r.updated_at, r.payload) for r in patients[0].records],
+    )
+    assert not with_late.input_match  # the late reading matters, were it taken
+    body = Body(
+        readings=(*(r for p in patients for r in p.readings), *late),
+        medical_records=tuple(r for p in patients for r in p.records),
+        triage_results=tuple(results),
+    )
+    store(conn, body)
+
+    report = score_pending(conn, ModelShelf(), now=NOW)
+
+    assert (report.scored, report.agreed, report.not_scorable) == (30, 30, {})
+    assert all(row[6] for row in predictions(conn))
