@@ -116,6 +116,7 @@ async def run_demo(options: DemoOptions, console: Console) -> Tally:
     workdir = options.workdir
     _fresh(workdir / "hub")
     _fresh(workdir / "keys")
+    _fresh(workdir / "phone")  # each run is a new hub: its phone starts with an empty queue too
     log_file = (workdir / "demo.log").open("a", encoding="utf-8")
     configure_logging(level="INFO", json=True, stream=log_file)
     hub_id = f"hub-demo-{uuid.uuid4().hex[:6]}"
