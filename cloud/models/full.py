@@ -10,8 +10,8 @@ For every stored `triage_results` row the cloud
    `.on_oxygen`, `.spo2_scale` of the records within the window, the latest winning; the age
    `patient.age_years` of the latest record up to that moment) and the feature row from them
    (`wire.triage_features.extract_with_news2`), with the same conversions as the hub's vitals
-   gathering (`hub/inference/vitals.py`; the cloud may not import the hub, so the table and the
-   observation rule are repeated here and tests keep them equal);
+   gathering: the table, the conversions and the observation rule are `wire/triage_inputs.py`,
+   which the hub's engine calls too;
 3. compares the rebuilt row's input hash with the hub's: when none of the hub's constructions
    matches, an input the hub had has not reached the cloud (a record, a reading) and the result
    is `not_scorable` / `inputs_missing`, never scored with other inputs;
@@ -36,7 +36,6 @@ and batched (`BATCH_SIZE` results per transaction, one model invocation per vers
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
@@ -47,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from cloud.db.connection import require_idle, translated
 from cloud.errors import CloudError
 from cloud.models.litert import LiteRTRunner, ModelRunError
-from wire.news2 import Consciousness, InvalidVital, Vitals
+from wire.news2 import InvalidVital, Vitals
 from wire.triage_features import (
     FEATURE_NAMES,
     Normalisation,
@@ -58,6 +57,7 @@ from wire.triage_features import (
     input_hash,
     normalise,
 )
+from wire.triage_inputs import chart_value, observations
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -77,7 +77,6 @@ BATCH_SIZE = 500
 """Triage results scored per transaction."""
 NEWS2_ONLY = "news2-only"
 """The hub's model_version when no model ran (hub.inference.triage.NEWS2_ONLY)."""
-KPA_TO_MMHG = 7.500_615_75
 TRIAGE_WINDOW = timedelta(minutes=60)
 """The hubs' triage window (`[triage] window`, hub.inference.engine.EngineConfig.window)."""
 RECORDS_PER_PATIENT = 500
@@ -89,18 +88,6 @@ RETRYABLE = ("readings_missing", "inputs_missing")
 RETRY_BASE = timedelta(seconds=15)
 RETRY_ATTEMPTS = 12
 """Tries at most (waits 0, 15 s, 45 s, ... about 8.5 h in all); then the verdict stays."""
-
-SOURCES: dict[tuple[str, str], str] = {
-    ("blood_pressure", "systolic"): "systolic",
-    ("blood_pressure", "pulse"): "pulse",
-    ("heart_rate", "heart_rate"): "pulse",
-    ("spo2_spot_check", "spo2"): "spo2",
-    ("spo2_spot_check", "pulse"): "pulse",
-    ("spo2_continuous", "spo2"): "spo2",
-    ("spo2_continuous", "pulse"): "pulse",
-    ("body_temperature", "temperature"): "temperature",
-}
-"""(reading kind, component) -> vital: the hub's table (hub/inference/vitals.py `_SOURCES`)."""
 
 
 class FullModelError(CloudError):
@@ -186,24 +173,6 @@ class ModelShelf:
         return self._models[version]
 
 
-def chart_value(kind: str, name: str, value: object, unit: object) -> tuple[str, float] | None:
-    """(vital, value in the chart's unit) of one reading component, as the hub converts it."""
-    vital = SOURCES.get((kind, name))
-    if vital is None or not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    v = float(value)
-    conversions = {
-        ("systolic", "mm[Hg]"): v,
-        ("systolic", "kPa"): v * KPA_TO_MMHG,
-        ("pulse", "/min"): v,
-        ("spo2", "%"): v,
-        ("temperature", "Cel"): v,
-        ("temperature", "[degF]"): (v - 32) * 5 / 9,
-    }
-    converted = conversions.get((vital, str(unit)))
-    return None if converted is None else (vital, converted)
-
-
 def series_of(readings: Iterable[StoredReading]) -> tuple[TimedVitals, ...]:
     """One `TimedVitals` per reading (at its measuring time), with the vitals it carries.
 
@@ -269,58 +238,11 @@ def observations_of(
 ) -> tuple[list[TimedVitals], int, float | None]:
     """The agent's observations within the window, the SpO2 scale and the age at `at`.
 
-    The hub's rule (`hub/inference/engine.py` `_observations`), repeated because the cloud may
-    not import the hub: records updated after `at` are ignored; `patient.age_years` is the latest
-    up to `at` (window or not); `observations.*` count within `(at - window, at]`, one
-    `TimedVitals` per record at its `updated_at` (the features take the latest value of each
-    vital), the latest `spo2_scale` wins; a value of the wrong type is ignored, never guessed.
+    The hub's own rule, shared through `wire.triage_inputs.observations` (values of the wrong
+    type are ignored there, as on the hub).
     """
-    series: list[TimedVitals] = []
-    scale = 1
-    scale_at: datetime | None = None
-    age: float | None = None
-    age_at: datetime | None = None
-    for record in records:
-        when = record.updated_at
-        if when > at:
-            continue
-        payload = record.payload
-        patient = payload.get("patient")
-        if isinstance(patient, dict) and "age_years" in patient:
-            value = _number(patient["age_years"])
-            if value is not None and value >= 0 and (age_at is None or when > age_at):
-                age, age_at = value, when
-        obs = payload.get("observations")
-        if not isinstance(obs, dict) or not at - window < when:
-            continue
-        vitals, record_scale = _parse_observations(obs)
-        if record_scale is not None and (scale_at is None or when > scale_at):
-            scale, scale_at = record_scale, when
-        if vitals != Vitals():
-            series.append(TimedVitals(when, vitals))
-    return series, scale, age
-
-
-def _parse_observations(obs: Mapping[str, Any]) -> tuple[Vitals, int | None]:
-    rr = _number(obs["resp_rate"]) if "resp_rate" in obs else None
-    consciousness = None
-    if "consciousness" in obs:
-        with contextlib.suppress(ValueError):
-            consciousness = Consciousness(str(obs["consciousness"]).upper())
-    on_oxygen = obs.get("on_oxygen")
-    if not isinstance(on_oxygen, bool):
-        on_oxygen = None
-    scale = obs.get("spo2_scale")
-    if scale not in (1, 2) or isinstance(scale, bool):
-        scale = None
-    vitals = Vitals(respiration_rate=rr, consciousness=consciousness, on_oxygen=on_oxygen)
-    return vitals, None if scale is None else int(scale)
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+    seen = observations(((r.updated_at, r.payload) for r in records), at=at, window=window)
+    return list(seen.series), seen.spo2_scale, seen.age_years
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ import json
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -58,8 +58,9 @@ from hub.buffer.values import to_db_time
 from hub.inference.triage import NEWS2_ONLY, Case, triage
 from hub.inference.vitals import gather
 from wire.items import MedicalRecord, Reading, RiskBand, TriageResult
-from wire.news2 import Consciousness, InvalidVital, Vitals
+from wire.news2 import InvalidVital
 from wire.triage_features import TimedVitals
+from wire.triage_inputs import observations
 
 if TYPE_CHECKING:
     import sqlite3
@@ -444,60 +445,17 @@ class TriageEngine:
 
     def _observations(
         self, records: list[MedicalRecord], at: datetime
-    ) -> tuple[list[TimedVitals], int, float | None]:
-        """The agent's observations within the window, the SpO2 scale and the age at `at`."""
-        series: list[TimedVitals] = []
-        scale = 1
-        scale_at: datetime | None = None
-        age: float | None = None
-        age_at: datetime | None = None
-        for record in records:
-            when = record.updated_at
-            if when > at:
-                continue
-            payload = record.payload
-            patient = payload.get("patient")
-            if isinstance(patient, dict) and "age_years" in patient:
-                value = _number(patient["age_years"])
-                if value is None or value < 0:
-                    self._bad(record, "patient.age_years")
-                elif age_at is None or when > age_at:
-                    age, age_at = value, when
-            obs = payload.get("observations")
-            if not isinstance(obs, dict) or not at - self.config.window < when:
-                continue
-            vitals, record_scale = self._parse_observations(record, obs)
-            if record_scale is not None and (scale_at is None or when > scale_at):
-                scale, scale_at = record_scale, when
-            if vitals != Vitals():
-                series.append(TimedVitals(when, vitals))
-        return series, scale, age
+    ) -> tuple[tuple[TimedVitals, ...], int, float | None]:
+        """The agent's observations within the window, the SpO2 scale and the age at `at`.
 
-    def _parse_observations(
-        self, record: MedicalRecord, obs: dict[str, Any]
-    ) -> tuple[Vitals, int | None]:
-        rr = consciousness = on_oxygen = scale = None
-        if "resp_rate" in obs:
-            rr = _number(obs["resp_rate"])
-            if rr is None:
-                self._bad(record, "observations.resp_rate")
-        if "consciousness" in obs:
-            try:
-                consciousness = Consciousness(str(obs["consciousness"]).upper())
-            except ValueError:
-                self._bad(record, "observations.consciousness")
-        if "on_oxygen" in obs:
-            if isinstance(obs["on_oxygen"], bool):
-                on_oxygen = obs["on_oxygen"]
-            else:
-                self._bad(record, "observations.on_oxygen")
-        if "spo2_scale" in obs:
-            if obs["spo2_scale"] in (1, 2) and not isinstance(obs["spo2_scale"], bool):
-                scale = int(obs["spo2_scale"])
-            else:
-                self._bad(record, "observations.spo2_scale")
-        vitals = Vitals(respiration_rate=rr, consciousness=consciousness, on_oxygen=on_oxygen)
-        return vitals, scale
+        The rule is `wire.triage_inputs.observations`: the cloud rebuilds the same inputs.
+        """
+        seen = observations(
+            ((r.updated_at, r.payload) for r in records), at=at, window=self.config.window
+        )
+        for index, key in seen.bad:
+            self._bad(records[index], key)
+        return seen.series, seen.spo2_scale, seen.age_years
 
     def _score(self, planned: list[_Planned], model: TriageModel | None) -> list[TriageResult]:
         """Score every case in one call; isolate a failing case, fall back to NEWS2 if need be."""
@@ -626,12 +584,6 @@ def _used(rows: Sequence[_Row]) -> set[uuid.UUID]:
         if best is not None:
             used.add(best.id)
     return used
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
 def _counts(stats: EngineStats) -> dict[str, object]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wire.news2 import Consciousness, Vitals
+from wire.triage_inputs import chart_value
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     from wire.items import Reading
-
-KPA_TO_MMHG = 7.500_615_75  # 1 kPa = 7.50062 mmHg (ISO 80000-4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,19 +39,6 @@ class VitalsInput:
     reading_ids: tuple[UUID, ...]
 
 
-# (reading kind, component) -> vital; later sources of the same vital win by time.
-_SOURCES = {
-    ("blood_pressure", "systolic"): "systolic",
-    ("blood_pressure", "pulse"): "pulse",
-    ("heart_rate", "heart_rate"): "pulse",
-    ("spo2_spot_check", "spo2"): "spo2",
-    ("spo2_spot_check", "pulse"): "pulse",
-    ("spo2_continuous", "spo2"): "spo2",
-    ("spo2_continuous", "pulse"): "pulse",
-    ("body_temperature", "temperature"): "temperature",
-}
-
-
 def gather(
     readings: Iterable[Reading],
     *,
@@ -67,10 +53,10 @@ def gather(
         if not at - window < when <= at:
             continue
         for name, component in reading.components.items():
-            vital = _SOURCES.get((reading.kind, name))
-            value = _in_chart_units(vital, component.value, component.unit)
-            if vital is None or value is None:
+            charted = chart_value(reading.kind, name, component.value, component.unit)
+            if charted is None:
                 continue
+            vital, value = charted
             if vital not in latest or when > latest[vital][0]:
                 latest[vital] = (when, value, reading.id)
     obs = observations or Observations()
@@ -91,18 +77,3 @@ def gather(
 def _value(latest: dict[str, tuple[datetime, float, UUID]], vital: str) -> float | None:
     entry = latest.get(vital)
     return None if entry is None else entry[1]
-
-
-def _in_chart_units(vital: str | None, value: float | None, unit: str) -> float | None:
-    """The value in the unit NEWS2 is charted in, or None if it cannot be converted."""
-    if vital is None or value is None:
-        return None
-    conversions = {
-        ("systolic", "mm[Hg]"): value,
-        ("systolic", "kPa"): value * KPA_TO_MMHG,
-        ("pulse", "/min"): value,
-        ("spo2", "%"): value,
-        ("temperature", "Cel"): value,
-        ("temperature", "[degF]"): (value - 32) * 5 / 9,
-    }
-    return conversions.get((vital, unit))
