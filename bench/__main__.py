@@ -16,7 +16,7 @@ def main(names: list[str]) -> int:
     """Run `bench_*` modules' `main()` in name order; return non-zero if one failed to run."""
     from hub.logging import configure_logging  # noqa: PLC0415 - only when run
 
-    configure_logging(level="WARNING")  # figures, not the components' info logs
+    configure_logging(level="ERROR")  # figures, not the components' logs (triage_high warns)
     modules = sorted(
         m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_")
     )
