@@ -8,6 +8,7 @@ Annotations are evaluated eagerly here (no `from __future__ import annotations`)
 the dependencies' `Annotated[...]` types at run time, including ones built in `create_app`.
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -260,15 +261,31 @@ ASGIApp = Callable[
 ]
 
 
+LARGE_BODY = 64 * 1024
+MAX_LARGE_AT_ONCE = 4
+
+
 class BodyLimit:
     """Refuse request bodies over `max_body` bytes with 413, before the application reads them.
 
-    Checks Content-Length up front, and counts the bytes of bodies sent without one.
+    Checks Content-Length up front, and counts the bytes of bodies sent without one. Bodies over
+    `large` bytes (or of unknown length) are read `max_large` at a time: twenty phones syncing
+    1,000 records at once would otherwise hold twenty 8 MiB bodies and their parsed records in
+    memory together. The others wait unread (the server stops reading their sockets).
     """
 
-    def __init__(self, app: ASGIApp, *, max_body: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body: int,
+        large: int = LARGE_BODY,
+        max_large: int = MAX_LARGE_AT_ONCE,
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.large = large
+        self._large_slots = asyncio.Semaphore(max_large)
 
     async def __call__(  # noqa: D102 - the ASGI interface
         self,
@@ -300,8 +317,13 @@ class BodyLimit:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
+        is_large = declared is None or int(declared) > self.large
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            if is_large and scope.get("method") in {"POST", "PUT", "PATCH"}:
+                async with self._large_slots:
+                    await self.app(scope, counting_receive, tracking_send)
+            else:
+                await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
                 await _too_large(send, self.max_body)

@@ -7,6 +7,7 @@ import socket
 import stat
 from datetime import UTC, datetime, timedelta
 
+import httpx2 as httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -149,3 +150,30 @@ async def test_a_busy_port_leaves_the_hub_running_without_its_api(tmp_path):
         await asyncio.wait_for(
             serve_api(app, host="127.0.0.1", port=port, tls=tls, stop=asyncio.Event()), 15
         )
+
+
+async def test_large_bodies_are_read_a_few_at_a_time_small_ones_are_not_held():
+    inside = peak = 0
+
+    async def slow_reader(_scope, receive, send):
+        nonlocal inside, peak
+        inside += 1
+        peak = max(peak, inside)
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        await asyncio.sleep(0.05)  # the work a bulk-sync does while holding its body
+        inside -= 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    limited = BodyLimit(slow_reader, max_body=1 << 20, large=1000, max_large=2)
+    transport = httpx.ASGITransport(app=limited)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        large = await asyncio.gather(*(client.post("/", content=b"x" * 5000) for _ in range(6)))
+        assert [r.status_code for r in large] == [200] * 6
+        assert peak == 2  # six large bodies, never more than two read at once
+        peak = 0
+        small = await asyncio.gather(*(client.post("/", content=b"x" * 10) for _ in range(6)))
+        assert [r.status_code for r in small] == [200] * 6
+        assert peak == 6  # small requests are not queued behind anything
