@@ -58,9 +58,9 @@ class StoredRecord:
 RecordVersions = Callable[[UUID], Sequence[StoredRecord]]
 """Every stored version of a record id, latest revision first; empty when unknown."""
 StartEncounter = Callable[..., Awaitable[Encounter]]
-"""`Buffer.start_encounter(device_address, patient_id, *, started_at, ended_at)`."""
+"""`Buffer.start_encounter(device_address, patient_id, *, started_at, ended_at, opened_by)`."""
 EndEncounter = Callable[..., Awaitable[Encounter]]
-"""`Buffer.end_encounter(encounter_id, *, ended_at)`."""
+"""`Buffer.end_encounter(encounter_id, *, ended_at, by)`: `by` limits it to that agent's."""
 ReadingsForPatient = Callable[..., list[Reading]]
 """`Buffer.readings_for_patient(patient_id, *, since, limit)`: received after `since`
 (exclusive; None: all), oldest received first, ties in insertion order."""

@@ -64,6 +64,8 @@ class EncounterOut(BaseModel):
     patient_id: str
     started_at: datetime
     ended_at: datetime | None
+    opened_by: str | None = None
+    """The agent who bound the device; only they, or a supervisor, may end the encounter."""
 
 
 class RecordVersionOut(BaseModel):

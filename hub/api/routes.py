@@ -10,7 +10,7 @@ Annotations are evaluated eagerly (no `from __future__ import annotations`), for
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -35,10 +35,11 @@ from hub.buffer.errors import (
     EncounterOverlap,
     HubBufferError,
     InvalidEncounter,
+    NotYourEncounter,
     UnknownEncounter,
 )
 from hub.buffer.values import Encounter
-from wire.tokens import Claims, Role
+from wire.tokens import Claims, Role, RoleRefused
 
 if TYPE_CHECKING:
     from hub.api.app import ApiContext
@@ -161,7 +162,6 @@ def _add_encounter_routes(app: FastAPI, ctx: "ApiContext", readers: Callable[...
     async def post_encounter(
         body: NewEncounter, claims: Annotated[Claims, Depends(readers)]
     ) -> EncounterOut:
-        del claims
         if ctx.start_encounter is None:
             raise Unsupported("this hub does not bind devices")
         try:
@@ -170,6 +170,7 @@ def _add_encounter_routes(app: FastAPI, ctx: "ApiContext", readers: Callable[...
                 body.patient_id,
                 started_at=body.started_at or ctx.now(),
                 ended_at=body.ended_at,
+                opened_by=claims.agent_id,
             )
         except EncounterOverlap as exc:
             raise Conflict(str(exc)) from exc
@@ -180,18 +181,18 @@ def _add_encounter_routes(app: FastAPI, ctx: "ApiContext", readers: Callable[...
     @app.delete(
         "/api/v1/encounters/{encounter_id}",
         summary="End an open encounter now (the hub's clock)",
-        responses={404: ERRORS, 409: ERRORS, 503: ERRORS},
+        responses={403: ERRORS, 404: ERRORS, 409: ERRORS, 503: ERRORS},
     )
     async def delete_encounter(
         encounter_id: UUID, claims: Annotated[Claims, Depends(readers)]
     ) -> EncounterOut:
-        del claims
         if ctx.end_encounter is None:
             raise Unsupported("this hub does not bind devices")
+        by = claims.agent_id if claims.role is Role.AGENT else None  # supervisors end any
         try:
-            enc = await ctx.end_encounter(encounter_id, ended_at=ctx.now())
-        except UnknownEncounter as exc:
-            raise NotFound(f"no encounter {encounter_id} on this hub") from exc
+            enc = await ctx.end_encounter(encounter_id, ended_at=ctx.now(), by=by)
+        except (NotYourEncounter, UnknownEncounter) as exc:
+            _not_yours_or_unknown(encounter_id, exc)
         except EncounterAlreadyEnded as exc:
             raise Conflict(f"encounter {encounter_id} has ended already") from exc
         except InvalidEncounter as exc:
@@ -249,6 +250,13 @@ def _utc(since: datetime) -> datetime:
         raise Invalid("query.since: out of range once converted to UTC") from None
 
 
+def _not_yours_or_unknown(encounter_id: UUID, exc: Exception) -> NoReturn:
+    """403 for another agent's encounter, 404 for one this hub does not know."""
+    if isinstance(exc, NotYourEncounter):
+        raise RoleRefused(str(exc)) from exc
+    raise NotFound(f"no encounter {encounter_id} on this hub") from exc
+
+
 def _encounter_out(enc: Encounter) -> EncounterOut:
     return EncounterOut(
         id=enc.id,
@@ -256,4 +264,5 @@ def _encounter_out(enc: Encounter) -> EncounterOut:
         patient_id=enc.patient_id,
         started_at=enc.started_at,
         ended_at=enc.ended_at,
+        opened_by=enc.opened_by,
     )

@@ -126,6 +126,10 @@ class EncounterAlreadyEnded(EncounterError):
     """The encounter was ended already; an ended encounter is never reopened or moved."""
 
 
+class NotYourEncounter(EncounterError):
+    """Another agent opened this encounter: only they, or a supervisor, may end it."""
+
+
 class BatchConflict(HubBufferError):
     """A batch named readings that are delivered or in another batch already; nothing recorded."""
 

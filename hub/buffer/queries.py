@@ -242,7 +242,8 @@ def device(conn: sqlite3.Connection, address: str) -> Device | None:
 def encounter(conn: sqlite3.Connection, encounter_id: UUID) -> Encounter | None:
     """The encounter with this id, if any."""
     row = conn.execute(
-        "SELECT id, device_address, patient_id, started_at, ended_at FROM encounters WHERE id = ?",
+        "SELECT id, device_address, patient_id, started_at, ended_at, opened_by FROM encounters"
+        " WHERE id = ?",
         (str(encounter_id),),
     ).fetchone()
     return _encounter(row) if row is not None else None
@@ -258,7 +259,7 @@ def overlapping_encounter(
 ) -> Encounter | None:
     """An encounter of the device overlapping [started_at, ended_at), other than `exclude`."""
     row = conn.execute(
-        "SELECT id, device_address, patient_id, started_at, ended_at FROM encounters"
+        "SELECT id, device_address, patient_id, started_at, ended_at, opened_by FROM encounters"
         " WHERE device_address = ? AND id IS NOT ?"
         " AND (? IS NULL OR started_at < ?) AND (ended_at IS NULL OR ended_at > ?)"
         " ORDER BY started_at LIMIT 1",
@@ -295,13 +296,14 @@ def _device(row: tuple[Any, ...]) -> Device:
 
 
 def _encounter(row: tuple[Any, ...]) -> Encounter:
-    enc_id, address, patient, started, ended = row
+    enc_id, address, patient, started, ended, opened_by = row
     return Encounter(
         id=UUID(enc_id),
         device_address=address,
         patient_id=patient,
         started_at=from_db_time(started),
         ended_at=None if ended is None else from_db_time(ended),
+        opened_by=opened_by,
     )
 
 

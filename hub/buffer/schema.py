@@ -330,7 +330,13 @@ _V7: tuple[str, ...] = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+_V8 = (
+    # Who bound the device (the agent id of the token that opened the encounter); NULL for
+    # encounters opened before v8 or by the hub itself. An agent may end only their own.
+    "ALTER TABLE encounters ADD COLUMN opened_by TEXT",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 """Migration N (1-based) takes a file from `user_version` N-1 to N."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

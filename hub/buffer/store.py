@@ -25,6 +25,7 @@ from hub.buffer.errors import (
     EncounterOverlap,
     HubBufferError,
     InvalidEncounter,
+    NotYourEncounter,
     UnknownDevice,
     UnknownEncounter,
     translate,
@@ -408,10 +409,12 @@ class Buffer:
         started_at: datetime,
         ended_at: datetime | None = None,
         encounter_id: UUID | None = None,
+        opened_by: str | None = None,
     ) -> Encounter:
         """Bind a device to a patient from `started_at` (until `ended_at`, or open-ended).
 
         Raises `EncounterOverlap` if the device is bound to anyone during that window.
+        `opened_by` is the agent who binds it (only they, or a supervisor, may end it).
         """
         enc = Encounter(
             id=encounter_id or uuid4(),
@@ -419,12 +422,19 @@ class Buffer:
             patient_id=patient_id,
             started_at=started_at,
             ended_at=ended_at,
+            opened_by=opened_by,
         )
         return await self._call_async(_start_encounter(enc))
 
-    async def end_encounter(self, encounter_id: UUID, *, ended_at: datetime) -> Encounter:
-        """Close an open encounter at `ended_at`."""
-        return await self._call_async(_end_encounter(encounter_id, ended_at))
+    async def end_encounter(
+        self, encounter_id: UUID, *, ended_at: datetime, by: str | None = None
+    ) -> Encounter:
+        """Close an open encounter at `ended_at`.
+
+        With `by` (an agent id), raises `NotYourEncounter` when another agent opened it;
+        None (a supervisor, the hub) may end any.
+        """
+        return await self._call_async(_end_encounter(encounter_id, ended_at, by))
 
     def patient_for(self, device_address: str, at: datetime) -> PatientMatch | None:
         """The (patient_id, encounter_id) whose encounter covers `at` on this device, or None."""
@@ -1171,9 +1181,10 @@ def _start_encounter(enc: Encounter) -> Callable[[sqlite3.Connection], tuple[Enc
                 existing_id=str(clash.id),
             )
         conn.execute(
-            "INSERT INTO encounters (id, device_address, patient_id, started_at, ended_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (str(enc.id), enc.device_address, enc.patient_id, started, ended),
+            "INSERT INTO encounters"
+            " (id, device_address, patient_id, started_at, ended_at, opened_by)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (str(enc.id), enc.device_address, enc.patient_id, started, ended, enc.opened_by),
         )
         return enc, 0
 
@@ -1181,7 +1192,7 @@ def _start_encounter(enc: Encounter) -> Callable[[sqlite3.Connection], tuple[Enc
 
 
 def _end_encounter(
-    encounter_id: UUID, ended_at: datetime
+    encounter_id: UUID, ended_at: datetime, by: str | None = None
 ) -> Callable[[sqlite3.Connection], tuple[Encounter, int]]:
     ended = to_db_time(ended_at)
 
@@ -1189,6 +1200,11 @@ def _end_encounter(
         enc = queries.encounter(conn, encounter_id)
         if enc is None:
             raise UnknownEncounter(f"no encounter {encounter_id}")
+        if by is not None and enc.opened_by not in (None, by):
+            raise NotYourEncounter(
+                f"encounter {encounter_id} was opened by another agent: only they, or a "
+                "supervisor, may end it"
+            )
         if enc.ended_at is not None:
             raise EncounterAlreadyEnded(f"encounter {encounter_id} ended already")
         if ended <= to_db_time(enc.started_at):

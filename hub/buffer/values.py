@@ -127,6 +127,8 @@ class Encounter:
     patient_id: str
     started_at: datetime
     ended_at: datetime | None
+    opened_by: str | None = None
+    """The agent who bound the device (None: before schema v8, or the hub itself)."""
 
 
 class PatientMatch(NamedTuple):

@@ -262,6 +262,21 @@ def test_encounter_roles_and_auth(hub):
     assert client.delete(f"/api/v1/encounters/{enc['id']}").status_code == 401
 
 
+def test_an_agent_ends_only_the_encounters_they_opened_a_supervisor_any(hub):
+    client, _ = hub
+    mine = _bind(client).json()
+    assert mine["opened_by"] == "agent-17"
+    clock[0] = HUB_NOW + timedelta(minutes=20)  # an encounter must end after it starts
+    refused = client.delete(f"/api/v1/encounters/{mine['id']}", headers=OTHER_AGENT)
+    assert (refused.status_code, refused.json()["error"]) == (403, "RoleRefused")
+    assert "opened by another agent" in refused.json()["message"]
+    assert client.delete(f"/api/v1/encounters/{mine['id']}", headers=AGENT).status_code == 200
+    theirs = _bind(client, headers=OTHER_AGENT).json()
+    clock[0] = HUB_NOW + timedelta(minutes=40)
+    ended = client.delete(f"/api/v1/encounters/{theirs['id']}", headers=SUPERVISOR)
+    assert (ended.status_code, ended.json()["opened_by"]) == (200, "agent-99")
+
+
 # --- GET /api/v1/readings -------------------------------------------------------------------
 
 

@@ -79,8 +79,8 @@ async def test_the_schema_refuses_overlaps_even_without_the_check(buffer) -> Non
     await buffer.start_encounter(CUFF, "pat-1", started_at=T0)
     with sqlite3.connect(buffer._config.path) as conn, pytest.raises(sqlite3.IntegrityError):
         conn.execute(
-            "INSERT INTO encounters VALUES ('x', ?, 'pat-2', '2026-05-02T00:00:00.000000+00:00',"
-            " NULL)",
+            "INSERT INTO encounters (id, device_address, patient_id, started_at, ended_at)"
+            " VALUES ('x', ?, 'pat-2', '2026-05-02T00:00:00.000000+00:00', NULL)",
             (CUFF,),
         )
 
