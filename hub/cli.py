@@ -158,7 +158,7 @@ def run(
         help="With --virtual-devices: one device measures every this many seconds.",
     ),
 ) -> None:
-    """Run the hub daemon: BLE central, buffer and uplink to the cloud.
+    """Run the hub daemon: BLE central, buffer, phones' API, triage and uplink to the cloud.
 
     Runs until SIGTERM or Ctrl-C, then finishes what it holds and closes the buffer cleanly.
     Logs are JSON lines on stderr unless stderr is a terminal.
