@@ -396,7 +396,10 @@ def _build_uplink(
 def _status_extra(commands: CommandHandler | None, holder: ModelHolder | None) -> dict[str, Any]:
     """What up/status carries besides the uplink's own state: commands, the model in use."""
     report = commands.status() if commands is not None else {}
-    return report | {"model_version": holder.version if holder is not None else None}
+    return report | {
+        "model_version": holder.version if holder is not None else None,
+        "model_refused": holder.refused if holder is not None else None,
+    }
 
 
 async def _keep_ble_running(central: Central, stop: asyncio.Event) -> None:

@@ -73,6 +73,8 @@ class HubReport:
     model_reported: bool = False
     """False when the status has no `model_version` key (a hub without a model runtime)."""
     model_version: str | None = None
+    model_refused: str | None = None
+    """The last release version the hub refused (it will refuse it again: not re-sent)."""
 
 
 def parse_status(topic: str, payload: bytes) -> HubReport:
@@ -99,6 +101,9 @@ def parse_status(topic: str, payload: bytes) -> HubReport:
     model = body.get("model_version")
     if model is not None and not isinstance(model, str):
         raise StatusError("status 'model_version' is not a string")
+    refused = body.get("model_refused")
+    if refused is not None and not isinstance(refused, str):
+        raise StatusError("status 'model_refused' is not a string")
     return HubReport(
         hub_id=parsed.hub_id,
         online=body.get("status") == "online",
@@ -107,6 +112,7 @@ def parse_status(topic: str, payload: bytes) -> HubReport:
         plans_version=_version(commands, "plans_version"),
         model_reported="model_version" in body,
         model_version=model,
+        model_refused=refused,
     )
 
 
@@ -118,7 +124,11 @@ def stale_kinds(report: HubReport, cloud: CloudVersions) -> tuple[CommandKind, .
             kinds.append(CommandKind.REVOCATIONS)
         if _behind(report.plans_version, cloud.plans):
             kinds.append(CommandKind.PLANS)
-    if report.model_reported and cloud.model is not None and report.model_version != cloud.model:
+    if (
+        report.model_reported
+        and cloud.model is not None
+        and cloud.model not in (report.model_version, report.model_refused)
+    ):
         kinds.append(CommandKind.MODEL_RELEASE)
     return tuple(kinds)
 

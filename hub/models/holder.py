@@ -36,6 +36,9 @@ class ModelHolder:
 
     def __init__(self, loaded: LoadedModel | None = None) -> None:
         self._loaded = loaded
+        self.refused: str | None = None
+        """The version of the last release this hub refused (reported in up/status, so that
+        the cloud does not send the same release again and again over a poor link)."""
 
     def current(self) -> LoadedModel | None:
         """The model to score the next batch with (None: NEWS2 only)."""
@@ -105,8 +108,10 @@ class ModelService:
             result = await asyncio.to_thread(self.install, sealed)
         except ReleaseRefused as exc:
             log.warning("model_release_refused", reason=exc.reason, version=exc.version)
+            self.holder.refused = exc.version
             raise
         log.info("model_release_installed", version=result.version, status=result.status)
+        self.holder.refused = None
         return result
 
 

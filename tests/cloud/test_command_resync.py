@@ -147,6 +147,17 @@ def test_stale_kinds_compares_each_kind_with_the_cloud():
         model_version="m2",
     )
     assert stale_kinds(current, cloud) == ()
+    refusing = HubReport(
+        hub_id="h",
+        online=True,
+        commands_reported=True,
+        revocations_version=10,
+        plans_version=7,
+        model_reported=True,
+        model_version="m1",
+        model_refused="m2",
+    )  # the hub refused m2 (self-test, downgrade): sending it again would only be refused again
+    assert stale_kinds(refusing, cloud) == ()
     ahead = HubReport(
         hub_id="h",
         online=True,

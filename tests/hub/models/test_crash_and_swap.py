@@ -171,6 +171,10 @@ async def test_the_command_handler_refuses_for_good_and_activates(tmp_path, clou
 
     await apply(command(build_release(cloud_key, "1.1")))
     assert service.holder.version == "1.1"
+    assert service.holder.refused is None
     with pytest.raises(CommandRefused, match="self-test vector 0"):
         await apply(command(build_release(cloud_key, "1.2", claimed_bias=2.0)))
     assert service.holder.version == "1.1"
+    assert service.holder.refused == "1.2"  # reported in up/status: the cloud stops re-sending
+    await apply(command(build_release(cloud_key, "1.3")))
+    assert (service.holder.version, service.holder.refused) == ("1.3", None)
