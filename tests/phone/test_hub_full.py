@@ -69,6 +69,14 @@ def small_hub(tmp_path):
     buffer.close()
 
 
+class _WholeJitter(random.Random):
+    """Jitter always at the top of its range, so that the backoff is exactly predictable."""
+
+    def uniform(self, a: float, b: float) -> float:
+        del a
+        return b
+
+
 def test_a_full_hub_answers_507_the_phone_backs_off_keeps_its_queue_then_syncs(small_hub, tmp_path):
     buffer, port, fingerprint = small_hub
     reading = sample_reading(random.Random(1), datetime.now(UTC), device=1, patient=1)
@@ -101,12 +109,18 @@ def test_a_full_hub_answers_507_the_phone_backs_off_keeps_its_queue_then_syncs(s
     ):
         queue.add_many(records)
         sleeps: list[float] = []
-        report = sync_queue(queue, client, hub_id="hub-full-01", policy=policy, sleep=sleeps.append)
+        report = sync_queue(
+            queue,
+            client,
+            hub_id="hub-full-01",
+            policy=policy,
+            sleep=sleeps.append,
+            rng=_WholeJitter(),
+        )
         assert isinstance(report.error, HubFull)
         assert "full" in str(report.error)
         assert report.requests == 3  # tried, backed off twice, stopped: the queue is kept
-        assert 0.5 <= sleeps[0] <= 1.0
-        assert 1.0 <= sleeps[1] <= 2.0
+        assert sleeps == [1.0, 2.0]  # exponential from base_delay_s (jitter at its top)
         assert queue.counts()[State.PENDING] == 5
         assert buffer.record_versions(uuid.UUID(records[0]["id"])) == []
 
