@@ -32,7 +32,8 @@ from pydantic import (
     field_validator,
 )
 
-from wire.errors import DecodeError, IntegrityError, TooLarge, UnsupportedVersion, WireError
+from wire.errors import DecodeError, IntegrityError, WireError
+from wire.framing import SignedFrame
 from wire.keys import key_id
 from wire.topics import validate_hub_id
 
@@ -45,8 +46,8 @@ if TYPE_CHECKING:
 MAGIC = b"TSA"
 VERSION = 1
 _PREFIX = struct.Struct(">3sBH")
-SIGNATURE_LEN = 64  # Ed25519, RFC 8032 section 5.1.6
 MAX_ACK = 4096  # an ack is a few hundred bytes; refuse anything larger before work
+_FRAME = SignedFrame("ack", "an", MAGIC, VERSION, _PREFIX, MAX_ACK)
 
 
 class AckStatus(StrEnum):
@@ -113,13 +114,13 @@ def sign_ack(ack: Ack, key: Ed25519PrivateKey) -> bytes:
     if ack.key != key_id(key):
         raise ValueError("ack.key must be the key id of the signing key")
     body = ack.model_dump_json(exclude_none=True).encode()
-    signed = _PREFIX.pack(MAGIC, VERSION, len(body)) + body
+    signed = _FRAME.pack(body)
     return signed + key.sign(signed)
 
 
 def verify_ack(data: bytes, *, cloud_key: Ed25519PublicKey, hub_id: str) -> Ack:
     """Verify and decode an ack addressed to `hub_id`; raise a `WireError` otherwise."""
-    signed, signature = _frame(data)
+    signed, signature, _ = _FRAME.split(data)
     try:
         cloud_key.verify(signature, signed)
     except InvalidSignature:
@@ -134,21 +135,3 @@ def verify_ack(data: bytes, *, cloud_key: Ed25519PublicKey, hub_id: str) -> Ack:
     if ack.hub_id != hub_id:
         raise IntegrityError(f"ack is addressed to hub {ack.hub_id}, not {hub_id}")
     return ack
-
-
-def _frame(data: bytes) -> tuple[bytes, bytes]:
-    """Check sizes, magic, version and length; split into (signed part, signature)."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise DecodeError("an ack is bytes")
-    if len(data) > MAX_ACK:
-        raise TooLarge("ack is too large", size=len(data), limit=MAX_ACK)
-    if len(data) < _PREFIX.size + 2 + SIGNATURE_LEN:
-        raise DecodeError(f"ack is {len(data)} bytes, too short")
-    magic, version, blen = _PREFIX.unpack_from(data)
-    if magic != MAGIC:
-        raise DecodeError("not a tecsa ack (bad magic)")
-    if version != VERSION:
-        raise UnsupportedVersion(f"ack version {version} is not supported", version=version)
-    if _PREFIX.size + blen + SIGNATURE_LEN != len(data):
-        raise DecodeError("ack length mismatch")
-    return bytes(data[:-SIGNATURE_LEN]), bytes(data[-SIGNATURE_LEN:])

@@ -44,9 +44,9 @@ from wire.errors import (
     IntegrityError,
     Misdirected,
     TooLarge,
-    UnsupportedVersion,
     WireError,
 )
+from wire.framing import SIGNATURE_LEN, SignedFrame
 from wire.ids import uuid7, uuid7_time_ms
 from wire.items import Ident
 from wire.plans import PlanSnapshot
@@ -63,9 +63,9 @@ if TYPE_CHECKING:
 MAGIC = b"TSC"
 VERSION = 1
 _PREFIX = struct.Struct(">3sBI")
-SIGNATURE_LEN = 64  # Ed25519, RFC 8032 section 5.1.6
 MAX_COMMAND = 1024 * 1024
 """Bytes of a whole command, checked before any work (a plans snapshot fits easily)."""
+_FRAME = SignedFrame("command", "a", MAGIC, VERSION, _PREFIX, MAX_COMMAND)
 MAX_LIFETIME = timedelta(days=31)
 """expires_at - issued_at; bounds how long a hub must remember the ids it applied."""
 CLOCK_SKEW = timedelta(minutes=5)
@@ -215,7 +215,7 @@ def new_command(
 def sign_command(command: Command, key: Ed25519PrivateKey) -> bytes:
     """Encode and sign `command` with the cloud signing key."""
     body = command.model_dump_json().encode()
-    signed = _PREFIX.pack(MAGIC, VERSION, len(body)) + body
+    signed = _FRAME.pack(body)
     if len(signed) + SIGNATURE_LEN > MAX_COMMAND:
         raise TooLarge("command is too large", size=len(signed) + SIGNATURE_LEN, limit=MAX_COMMAND)
     return signed + key.sign(signed)
@@ -230,7 +230,7 @@ def verify_command(
     `IntegrityError` (signature), `DecodeError` (body or data schema), `Misdirected` (another
     hub's), `Expired` (past `expires_at` plus the clock-skew allowance).
     """
-    signed, signature = _frame(data)
+    signed, signature, _ = _FRAME.split(data)
     try:
         cloud_key.verify(signature, signed)
     except InvalidSignature:
@@ -258,21 +258,3 @@ def _data(command: Command, kind: CommandKind, model: type[M]) -> M:
     if command.kind is not kind:
         raise ValueError(f"command {command.id} is {command.kind}, not {kind}")
     return model.model_validate(command.data)
-
-
-def _frame(data: bytes) -> tuple[bytes, bytes]:
-    """Check sizes, magic, version and length; split into (signed part, signature)."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise DecodeError("a command is bytes")
-    if len(data) > MAX_COMMAND:
-        raise TooLarge("command is too large", size=len(data), limit=MAX_COMMAND)
-    if len(data) < _PREFIX.size + 2 + SIGNATURE_LEN:
-        raise DecodeError(f"command is {len(data)} bytes, too short")
-    magic, version, blen = _PREFIX.unpack_from(data)
-    if magic != MAGIC:
-        raise DecodeError("not a tecsa command (bad magic)")
-    if version != VERSION:
-        raise UnsupportedVersion(f"command version {version} is not supported", version=version)
-    if _PREFIX.size + blen + SIGNATURE_LEN != len(data):
-        raise DecodeError("command length mismatch")
-    return bytes(data[:-SIGNATURE_LEN]), bytes(data[-SIGNATURE_LEN:])

@@ -38,7 +38,8 @@ from pydantic import (
 )
 
 from wire.canonical import canonical
-from wire.errors import DecodeError, IntegrityError, TooLarge, UnsupportedVersion
+from wire.errors import DecodeError, IntegrityError, TooLarge
+from wire.framing import SIGNATURE_LEN, SignedFrame
 from wire.keys import key_id
 
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 MAGIC = b"TSR"
 VERSION = 1
 _PREFIX = struct.Struct(">3sBII")
-SIGNATURE_LEN = 64  # Ed25519, RFC 8032 section 5.1.6
 MAX_RELEASE = 256 * 1024  # the int8 triage model is ~20 KB; refuse anything larger before work
 MAX_MANIFEST = 64 * 1024
 MAX_VECTORS = 256
@@ -60,6 +60,20 @@ _Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 class MalformedRelease(DecodeError):
     """The bytes are not a well-formed release (framing or manifest); resending will not help."""
+
+
+_FRAME = SignedFrame(
+    "release",
+    "a",
+    MAGIC,
+    VERSION,
+    _PREFIX,
+    MAX_RELEASE,
+    malformed=MalformedRelease,
+    title="model release",
+    mismatch_hint=" (truncated, unsigned or padded)",
+    part_caps=(("release manifest", MAX_MANIFEST),),
+)
 
 
 class ReleaseSignatureError(IntegrityError):
@@ -163,7 +177,7 @@ def seal_release(manifest: ReleaseManifest, artifact: bytes, key: Ed25519Private
     if manifest.artifact_size != len(artifact):
         raise ValueError("manifest.artifact_size is not the artifact's size")
     body = canonical(manifest.model_dump(mode="json", exclude_none=True))
-    signed = _PREFIX.pack(MAGIC, VERSION, len(body), len(artifact)) + body + artifact
+    signed = _FRAME.pack(body, artifact)
     if len(signed) + SIGNATURE_LEN > MAX_RELEASE:
         raise TooLarge("release is too large", size=len(signed) + SIGNATURE_LEN, limit=MAX_RELEASE)
     return signed + key.sign(signed)
@@ -171,7 +185,7 @@ def seal_release(manifest: ReleaseManifest, artifact: bytes, key: Ed25519Private
 
 def open_release(data: bytes, *, cloud_key: Ed25519PublicKey) -> Release:
     """Verify and decode a release; raise a `WireError` subclass saying why it is refused."""
-    signed, signature, mlen = _frame(data)
+    signed, signature, (mlen, _) = _FRAME.split(data)
     try:
         cloud_key.verify(signature, signed)
     except InvalidSignature:
@@ -212,23 +226,3 @@ def _manifest(body: bytes) -> ReleaseManifest:
         err = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(map(str, err["loc"])) or "manifest"
         raise MalformedRelease(f"invalid release manifest: {where}: {err['msg']}") from None
-
-
-def _frame(data: bytes) -> tuple[bytes, bytes, int]:
-    """Check sizes, magic, version and lengths; split into (signed part, signature, mlen)."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise MalformedRelease("a release is bytes")
-    if len(data) > MAX_RELEASE:
-        raise TooLarge("release is too large", size=len(data), limit=MAX_RELEASE)
-    if len(data) < _PREFIX.size + SIGNATURE_LEN + 2:
-        raise MalformedRelease(f"release is {len(data)} bytes, too short")
-    magic, version, mlen, alen = _PREFIX.unpack_from(data)
-    if magic != MAGIC:
-        raise MalformedRelease("not a tecsa model release (bad magic)")
-    if version != VERSION:
-        raise UnsupportedVersion(f"release version {version} is not supported", version=version)
-    if mlen > MAX_MANIFEST:
-        raise TooLarge("release manifest is too large", size=mlen, limit=MAX_MANIFEST)
-    if _PREFIX.size + mlen + alen + SIGNATURE_LEN != len(data):
-        raise MalformedRelease("release length mismatch (truncated, unsigned or padded)")
-    return bytes(data[:-SIGNATURE_LEN]), bytes(data[-SIGNATURE_LEN:]), mlen
