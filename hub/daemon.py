@@ -190,6 +190,7 @@ def _build_api(
             cloud_signing_key=cloud_key,
             revoked=revoked,  # in memory, refreshed when a list arrives on down/cmd
             status=status,
+            at_capacity=lambda: buffer.at_capacity,
             sync_records=buffer.sync_records,
             record_versions=lambda rid: [
                 StoredRecord(rec, conflict) for rec, conflict in buffer.record_versions_flagged(rid)

@@ -76,6 +76,9 @@ class ApiContext:
     cloud_signing_key: Ed25519PublicKey
     revoked: Callable[[], Collection[str]]
     status: Callable[[], HubStatus]
+    at_capacity: Callable[[], bool] | None = None
+    """The cheap check bulk-sync makes on every request (`Buffer.at_capacity`, a counter);
+    None: `status().at_capacity`. `status()` scans the backlog: for `GET /api/v1/hub` only."""
     sync_records: SyncRecords | None = None
     """Stores records durably and answers per record (`Buffer.sync_records`)."""
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -214,7 +217,8 @@ async def _bulk_sync(ctx: ApiContext, request: BulkSyncRequest, claims: Claims) 
     """Check every record, store the valid ones in one durable write, answer in order."""
     if ctx.sync_records is None:
         raise HubUnavailable("this hub does not take records")
-    if ctx.status().at_capacity:
+    full = ctx.at_capacity() if ctx.at_capacity is not None else ctx.status().at_capacity
+    if full:
         raise HubFull("the hub's storage is full: keep the records on the phone and retry later")
     checked: list[MedicalRecord | Decision] = []
     for raw in request.records:
