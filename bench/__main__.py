@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
 import sys
 import time
 
@@ -22,6 +23,14 @@ def main(names: list[str]) -> int:
     )
     names = [ALIASES.get(n, n) for n in names]
     chosen = [m for m in modules if not names or m in names or m.removeprefix("bench_") in names]
+    if len(chosen) > 1:
+        # Each module in a process of its own: what one benchmark left in memory (models, a
+        # million rows) must not show in the next one's RSS figures.
+        failed = 0
+        for name in chosen:
+            run = subprocess.run([sys.executable, "-m", "bench", name], check=False)  # noqa: S603
+            failed += run.returncode != 0
+        return 1 if failed else 0
     failed = 0
     for name in chosen:
         print(f"\n### {name}", flush=True)
@@ -34,7 +43,7 @@ def main(names: list[str]) -> int:
             print(f"{name} failed: {exc!r}")
         finally:
             sys.argv = saved
-        print(f"({name} took {time.perf_counter() - start:.1f} s)")
+        print(f"({name} took {time.perf_counter() - start:.1f} s)", flush=True)
     return 1 if failed else 0
 
 
