@@ -21,8 +21,10 @@ the engine takes from one (its id, time and own vitals in chart units) is parsed
 in memory, by reading id (a sequence number may be reused after pruning), while it is in its
 patient's window (`_CACHED_ROWS` at most). A later pass reads only the patient's readings
 stored since (`_Window.top`); it lists the whole window again when the window reaches further
-back, a new reading is not found that way, or nothing is kept. `tests/hub/inference/
-test_engine_golden.py` pins the results byte for byte, with and without the kept windows.
+back, a new reading is not found that way, or nothing is kept. A case reads, per vital, only the
+readings at its first and last moment in the window (`_Index`): what NEWS2 and the features use.
+`tests/hub/inference/test_engine_golden.py` pins the results byte for byte, with and without
+the kept windows.
 
 **Observations read from records** (`MedicalRecord.payload`, any record type of the patient;
 the latest within the window wins, each key on its own):
@@ -44,6 +46,7 @@ result is logged as `triage_high`.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import uuid
@@ -143,6 +146,70 @@ class _Row:
     """The vitals it has a value of, among those `gather` takes from readings."""
 
 
+_VITALS = ("spo2", "systolic", "pulse", "temperature")
+"""The vitals `gather` takes from readings (`_Row.names`)."""
+
+
+class _Index:
+    """A window's rows by vital, in measuring-time order: a case reads what it needs, not all.
+
+    NEWS2 takes the latest value of each vital and the features add the first one (the trend is
+    latest minus earliest), so a case needs, per vital, only the readings at its earliest and at
+    its latest moment in the case's window: `_case` passes those (every reading at such a moment,
+    so `extract`'s own ordering of ties decides, as over the whole window). The result is the
+    same as over every reading of the window, byte for byte (`test_engine_golden.py`), at the
+    cost of two binary searches per vital instead of a pass over the window.
+    """
+
+    __slots__ = ("_rows", "_whens")
+
+    def __init__(self, rows: Sequence[_Row] = ()) -> None:
+        self._whens: dict[str, list[datetime]] = {name: [] for name in _VITALS}
+        self._rows: dict[str, list[_Row]] = {name: [] for name in _VITALS}
+        by_when = sorted(rows, key=_at)  # stable: equal moments keep their listing order
+        for row in by_when:
+            for name in row.names:
+                self._whens[name].append(row.when)
+                self._rows[name].append(row)
+
+    def add(self, row: _Row) -> None:
+        for name in row.names:
+            whens = self._whens[name]
+            at = bisect.bisect_right(whens, row.when)
+            whens.insert(at, row.when)
+            self._rows[name].insert(at, row)
+
+    def remove(self, row: _Row) -> None:
+        for name in row.names:
+            whens, rows = self._whens[name], self._rows[name]
+            at = bisect.bisect_left(whens, row.when)
+            while rows[at] is not row:  # among the rows of that moment
+                at += 1
+            del whens[at]
+            del rows[at]
+
+    def ends(self, start: datetime, at: datetime) -> tuple[list[_Row], set[uuid.UUID]]:
+        """The rows at each vital's first and last moment in (start, at], and those `gather` uses.
+
+        `gather` uses, per vital, the first row in listing order (received time, then sequence
+        number) of the latest moment: the same choice `_used` made over the whole window.
+        """
+        ends: dict[int, _Row] = {}
+        used: set[uuid.UUID] = set()
+        for name in _VITALS:
+            whens, rows = self._whens[name], self._rows[name]
+            lo = bisect.bisect_right(whens, start)
+            hi = bisect.bisect_right(whens, at)
+            if lo >= hi:
+                continue
+            first_end = bisect.bisect_right(whens, whens[lo], lo, hi)
+            last_start = bisect.bisect_left(whens, whens[hi - 1], lo, hi)
+            for row in rows[lo:first_end] + rows[last_start:hi]:
+                ends[id(row)] = row
+            used.add(min(rows[last_start:hi], key=_order).id)
+        return list(ends.values()), used
+
+
 @dataclass(frozen=True, slots=True)
 class _Window:
     """A patient's readings received after `since`, as the last pass listed them."""
@@ -155,6 +222,8 @@ class _Window:
     """In `readings_for_patient` order: received time, then sequence number."""
     complete: bool
     """False when the listing stopped at `_MAX_ROWS`."""
+    index: _Index
+    """`rows` by vital and measuring time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +365,7 @@ class TriageEngine:
         )
         return [MedicalRecord.model_validate_json(row[0]) for row in rows]
 
-    def _readings(self, patient_id: str, since: datetime, new_keys: set[str]) -> list[_Row]:
+    def _readings(self, patient_id: str, since: datetime, new_keys: set[str]) -> _Window:
         """The patient's readings received after `since`, in `readings_for_patient` order.
 
         Only readings stored since the last pass are read when the last window covers this one
@@ -322,7 +391,7 @@ class TriageEngine:
             self._cached = 0
         self._windows[patient_id] = window
         self._cached += len(window.rows)
-        return window.rows
+        return window
 
     def _extend(self, patient_id: str, cached: _Window, after: str) -> tuple[_Window, set[str]]:
         """The cached window, less what is now too old, plus the readings stored since.
@@ -346,8 +415,13 @@ class TriageEngine:
             rows = sorted(rows + added, key=_order)  # received out of commit order
         else:
             rows += added
+        index = cached.index
+        for row in old[:cut]:
+            index.remove(row)
+        for row in added:
+            index.add(row)
         top = max([cached.top, *(r.seq for r in added)])
-        return _Window(after, top, rows, complete=True), {r.key for r in added}
+        return _Window(after, top, rows, complete=True, index=index), {r.key for r in added}
 
     def _list(self, patient_id: str, after: str, cached: _Window | None) -> _Window:
         """List the whole window; parse only the readings not parsed yet."""
@@ -360,7 +434,7 @@ class TriageEngine:
             ).fetchall()
             rows = [_row(int(seq), text) for seq, text in parsed]
             top = max((r.seq for r in rows), default=0)
-            return _Window(after, top, rows, complete=len(rows) < _MAX_ROWS)
+            return _Window(after, top, rows, len(rows) < _MAX_ROWS, _Index(rows))
         listing = conn.execute(
             "SELECT seq, id FROM reading_rows INDEXED BY readings_patient"
             " WHERE patient_id = ? AND received_at > ? ORDER BY received_at, seq LIMIT ?",
@@ -378,7 +452,7 @@ class TriageEngine:
         # A reading pruned in between is left out; a reused sequence number is not mistaken.
         rows = [known[rid] for seq, rid in listing if rid in known and known[rid].seq == seq]
         top = max((int(seq) for seq, _ in listing), default=0)
-        return _Window(after, top, rows, complete=len(listing) < _MAX_ROWS)
+        return _Window(after, top, rows, len(listing) < _MAX_ROWS, _Index(rows))
 
     # --- building and scoring cases (worker thread) -----------------------------------------
 
@@ -407,8 +481,8 @@ class TriageEngine:
         # is received after it is measured, so received after the earliest moment minus a window.
         since = min(earliest) - window
         new_keys = {str(rid) for rid in new_ids}
-        candidates = self._readings(patient_id, since, new_keys)
-        new = sorted((r for r in candidates if r.key in new_keys), key=_at, reverse=True)
+        window_rows = self._readings(patient_id, since, new_keys)
+        new = sorted((r for r in window_rows.rows if r.key in new_keys), key=_at, reverse=True)
         if len(new) < len(new_ids):  # beyond the rows read: left for a restart, said out loud
             log.warning(
                 "triage_readings_not_found", patient_id=patient_id, count=len(new_ids) - len(new)
@@ -419,25 +493,23 @@ class TriageEngine:
             chunk = [r for r in new if r.when > at - window][:MAX_NEW_PER_CASE]
             taken = {r.key for r in chunk}
             new = [r for r in new if r.key not in taken]
-            planned.append(self._case(patient_id, chunk, candidates, records, at))
+            planned.append(self._case(patient_id, chunk, window_rows.index, records, at))
         return planned
 
     def _case(
         self,
         patient_id: str,
         new: list[_Row],
-        rows: list[_Row],
+        index: _Index,
         records: list[MedicalRecord],
         at: datetime,
     ) -> _Planned:
-        start = at - self.config.window
-        in_window = [r for r in rows if start < r.when <= at]
+        ends, used = index.ends(at - self.config.window, at)
         observed, scale, age = self._observations(records, at)
         series: list[TimedVitals] = list(observed)
-        series += [r.timed for r in in_window if r.timed is not None]
+        series += [r.timed for r in ends if r.timed is not None]
         if scale != 1:  # every entry was made with scale 1 (the default)
             series = [TimedVitals(e.at, replace(e.vitals, spo2_scale=scale)) for e in series]
-        used = _used(in_window)
         new_ids = tuple(sorted({r.id for r in new}, key=str))
         reading_ids = tuple(sorted(set(new_ids) | set(used), key=str))
         case = Case(tuple(series), age, patient_id, reading_ids)
@@ -567,23 +639,6 @@ def _row(seq: int, text: str) -> _Row:
     timed = TimedVitals(when, vitals) if names else None
     received = to_db_time(reading.received_at)
     return _Row(seq, received, str(reading.id), reading.id, when, timed, names)
-
-
-def _used(rows: Sequence[_Row]) -> set[uuid.UUID]:
-    """The readings `gather` takes the latest value of each vital from.
-
-    `rows` in their listing order, all within the window: the same choice as `gather`, made
-    from the vitals each row already holds.
-    """
-    used: set[uuid.UUID] = set()
-    for name in ("spo2", "systolic", "pulse", "temperature"):
-        best: _Row | None = None
-        for row in rows:  # the first of the latest wins, as in `gather`
-            if name in row.names and (best is None or row.when > best.when):
-                best = row
-        if best is not None:
-            used.add(best.id)
-    return used
 
 
 def _counts(stats: EngineStats) -> dict[str, object]:
