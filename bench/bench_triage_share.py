@@ -62,6 +62,8 @@ from wire.envelope import DEFAULT_LIMITS
 from wire.ids import uuid7
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from hub.inference.runtime import TriageModel
     from wire.items import Reading
 
@@ -100,19 +102,58 @@ async def _ward_now(buffer: Buffer, patients: int, period: timedelta) -> None:
     await _ward(buffer, patients, period, datetime.now(UTC) - timedelta(hours=1))
 
 
+class _Noisy:
+    """Values drawn anew each reading, SpO2 88-99 and pulse 55-130: NEWS2 changes all the time.
+
+    The worst case for the cadence (nearly every reading changes a subscore); no ward looks so.
+    """
+
+    name = "noisy ward (every reading random)"
+
+    def __init__(self, patients: int) -> None:  # noqa: ARG002 - the wards' one signature
+        self.rng = random.Random(5)
+
+    def __call__(self, n: int) -> tuple[int, int]:  # noqa: ARG002
+        return self.rng.randint(88, 99), self.rng.randint(55, 130)
+
+
+class _Steady:
+    """Each patient's oximeter drifts around the patient's own baseline, as a monitor's does.
+
+    SpO2 moves by at most a point a reading within 2 below to 1 above the baseline (92-99) and
+    pulse by up to 3 a reading within 8 of its baseline (60-118): baselines near a chart
+    boundary (SpO2 95/96, pulse 90/91) flip a subscore now and then, so some readings are
+    scored at once, as in a real ward.
+    """
+
+    name = "steady ward (each patient drifts around a baseline)"
+
+    def __init__(self, patients: int) -> None:
+        self.rng = random.Random(5)
+        self.base = [(self.rng.randint(92, 99), self.rng.randint(60, 118)) for _ in range(patients)]
+        self.now = list(self.base)
+
+    def __call__(self, n: int) -> tuple[int, int]:
+        (spo2, pulse), (b_spo2, b_pulse) = self.now[n], self.base[n]
+        spo2 = min(b_spo2 + 1, max(b_spo2 - 2, spo2 + self.rng.choice((-1, 0, 0, 0, 1))), 100)
+        pulse = min(b_pulse + 8, max(b_pulse - 8, pulse + self.rng.randint(-3, 3)))
+        self.now[n] = (spo2, pulse)
+        return spo2, pulse
+
+
 class _Ingest:
     """The hub's per-reading ingest work, from indication bytes to a sealed batch."""
 
-    def __init__(self, buffer: Buffer) -> None:
+    def __init__(self, buffer: Buffer, values: Callable[[int], tuple[int, int]]) -> None:
         self.buffer = buffer
         self.hub_key = Ed25519PrivateKey.generate()
         self.cloud_key = X25519PrivateKey.generate().public_key()
         self.unsealed: list[Reading] = []
         self.sealed = 0
-        self.rng = random.Random(5)
+        self.values = values
 
     async def indication(self, n: int, at: datetime) -> None:
-        raw = encode.plx_continuous(self.rng.randint(88, 99), self.rng.randint(55, 130))
+        raw = encode.plx_continuous(*self.values(n))
         result = parse(PLX_CONTINUOUS, raw)
         address = _address(n)
         match = self.buffer.patient_for(address, at)
@@ -150,21 +191,33 @@ class _Ingest:
         self.unsealed = []
 
 
-async def cpu_share(patients: int, period_s: float, ticks: int, model: TriageModel) -> None:
-    """Play the ticks with triage off, then on, each on its own copy of the ward; print."""
+async def cpu_share(  # noqa: PLR0917 - a bench's knobs
+    patients: int,
+    period_s: float,
+    ticks: int,
+    model: TriageModel,
+    ward: type[_Noisy | _Steady],
+    config: EngineConfig,
+) -> None:
+    """Play the ticks with triage off, then on, each on its own copy of the ward; print.
+
+    With triage on, the readings the cadence still holds at the end are scored too (the clock
+    moved on by `rescore_s`), in the timed part: every reading is paid for.
+    """
     period = timedelta(seconds=period_s)
     cpu: dict[bool, float] = {}
     wall: dict[bool, float] = {}
-    readings = 0
+    readings = results = held = 0
     for triage_on in (False, True):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "buffer.sqlite3"
             async with Buffer.open(BufferConfig(path=path)) as buffer:
                 now = await _ward(buffer, patients, period)
                 clock = [now]
-                engine = TriageEngine(buffer, path, lambda: model, clock=lambda c=clock: c[0])
+                engine = TriageEngine(buffer, path, lambda: model, config, clock=lambda: clock[0])  # noqa: B023
                 await engine.drain()  # the hour before: not timed
-                ingest = _Ingest(buffer)
+                before = engine.stats.results
+                ingest = _Ingest(buffer, ward(patients))
                 rng = random.Random(3)
                 due = [now + period * rng.random() for _ in range(patients)]
                 readings = 0
@@ -181,15 +234,22 @@ async def cpu_share(patients: int, period_s: float, ticks: int, model: TriageMod
                         await engine.drain()
                 if ingest.unsealed:
                     await ingest.seal(clock[0])
+                if triage_on:  # what is still held is scored: every reading is paid for
+                    clock[0] += timedelta(seconds=config.rescore_s)
+                    await engine.drain()
+                    results, held = engine.stats.results - before, engine.stats.held
+                    assert engine.holding == 0  # noqa: S101 - a bench: nothing left unscored
                 cpu[triage_on] = _cpu() - cpu0
                 wall[triage_on] = time.perf_counter() - wall0
                 engine.close()
     ingest_us = cpu[False] / readings * 1e6
     triage_us = (cpu[True] - cpu[False]) / readings * 1e6
+    cadence = f"rescore_s {config.rescore_s:g}" if config.rescore_s else "every reading scored"
     print(
-        f"ward: {patients} patients x 1 oximeter reading / {period_s:g} s, an hour in each "
-        f"window; {ticks} ticks of 2 s = {readings} readings, played with triage off and on"
+        f"{ward.name}, {cadence}: {patients} patients x 1 oximeter reading / {period_s:g} s, "
+        f"an hour in each window; {ticks} ticks of 2 s = {readings} readings, triage off and on"
     )
+    print(f"  results stored: {results} ({results / readings:.3f} a reading); held: {held}")
     print(f"  hub CPU per reading, ingest path (parse..sealed): {ingest_us:8.1f} us")
     print(f"  hub CPU per reading, triage (on - off):           {triage_us:8.1f} us")
     share = triage_us / ingest_us
@@ -200,7 +260,7 @@ async def cpu_share(patients: int, period_s: float, ticks: int, model: TriageMod
 
 async def _feed(buffer: Buffer, patients: int, period: timedelta, stop: asyncio.Event) -> None:
     """Store the ward's oximeter readings in real time (1/`period` a patient), until `stop`."""
-    ingest = _Ingest(buffer)
+    ingest = _Ingest(buffer, _Noisy(patients))
     n = 0
     while not stop.is_set():
         await ingest.indication(n % patients, datetime.now(UTC))
@@ -271,13 +331,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=20)
     parser.add_argument("--period", type=float, default=5.0, help="seconds between readings")
-    parser.add_argument("--ticks", type=int, default=100, help="2 s ticks played")
+    parser.add_argument("--ticks", type=int, default=450, help="2 s ticks played (450: 15 min)")
     parser.add_argument("--samples", type=int, default=300, help="BLE latency samples")
     args = parser.parse_args()
     model = load_model(MODEL_DIR)
-    asyncio.run(cpu_share(args.patients, args.period, args.ticks, model))
-    print("same, a ward of spot checks (10x the patients, a reading a minute each):")
-    asyncio.run(cpu_share(args.patients * 10, 60.0, args.ticks, model))
+    default, every = EngineConfig(), EngineConfig(rescore_s=0)
+    for ward, config in ((_Steady, default), (_Steady, every), (_Noisy, default)):
+        asyncio.run(cpu_share(args.patients, args.period, args.ticks, model, ward, config))
+    print("a ward of spot checks (10x the patients, a reading a minute each):")
+    asyncio.run(cpu_share(args.patients * 10, 60.0, args.ticks, model, _Steady, default))
     print("while the ward's readings arrive in real time, a bound thermometer indicating:")
     with tempfile.TemporaryDirectory() as tmp:
         for triage_on in (False, True):

@@ -47,6 +47,7 @@ from hub.config import (
     BufferSettings,
     HubSettings,
     IdentitySettings,
+    TriageSettings,
     UplinkSettings,
 )
 from hub.daemon import DaemonOptions, run_hub
@@ -359,6 +360,8 @@ def _hub_settings(workdir: Path, hub_id: str, ep: Endpoints) -> HubSettings:
         ),
         ble=BleSettings(max_connections=8, idle_disconnect_s=5.0),
         api=ApiSettings(host="127.0.0.1", port=_free_port()),
+        # Steady vitals are rescored every 10 s, not every 5 min, so the run ends within a minute.
+        triage=TriageSettings(rescore_s=10.0),
     )
 
 

@@ -160,6 +160,9 @@ class TriageSettings(_Section):
     """How often the engine looks for new readings."""
     batch_size: int = Field(default=500, ge=1, le=20_000)
     """Readings scored per pass, in one model invocation."""
+    rescore_s: float = Field(default=300.0, ge=0, le=3600)
+    """A patient whose new readings change no NEWS2 subscore (none at 3, last band not high, no
+    new record, same model) is rescored at most this often; 0 scores every reading at once."""
 
 
 class HubSettings(BaseSettings):

@@ -326,7 +326,10 @@ def _start_triage(
         structlog.get_logger("hub.triage").warning("triage_disabled", reason="triage.enabled")
         return []
     config = EngineConfig(
-        window=timedelta(minutes=t.window_minutes), interval_s=t.interval_s, batch_size=t.batch_size
+        window=timedelta(minutes=t.window_minutes),
+        interval_s=t.interval_s,
+        batch_size=t.batch_size,
+        rescore_s=t.rescore_s,
     )
     engine = TriageEngine(buffer, settings.buffer.path, holder.triage_model, config)
     return [asyncio.create_task(engine.run(stop))]

@@ -95,26 +95,44 @@ def score(vitals: Vitals) -> News2:
     """Score `vitals` by the NEWS2 chart; raise `InvalidVital` for impossible values."""
     _check(vitals)
     sub: dict[str, int] = {}
-    if vitals.respiration_rate is not None:
-        sub["respiration_rate"] = _respiration(_whole(vitals.respiration_rate))
-    if vitals.spo2 is not None:
-        if vitals.spo2_scale == 1:
-            sub["spo2"] = _spo2_scale1(_whole(vitals.spo2))
-        elif vitals.on_oxygen is not None:
-            sub["spo2"] = _spo2_scale2(_whole(vitals.spo2), on_oxygen=vitals.on_oxygen)
-    if vitals.on_oxygen is not None:
-        sub["air_or_oxygen"] = 2 if vitals.on_oxygen else 0
-    if vitals.systolic is not None:
-        sub["systolic"] = _systolic(_whole(vitals.systolic))
-    if vitals.pulse is not None:
-        sub["pulse"] = _pulse(_whole(vitals.pulse))
-    if vitals.consciousness is not None:
-        sub["consciousness"] = 0 if vitals.consciousness is Consciousness.ALERT else 3
-    if vitals.temperature is not None:
-        sub["temperature"] = _temperature(_tenths(vitals.temperature))
+    for name in PARAMETERS:  # in chart order: the subscores' order in results
+        if name == "air_or_oxygen":
+            if vitals.on_oxygen is not None:
+                sub[name] = 2 if vitals.on_oxygen else 0
+        elif name == "consciousness":
+            if vitals.consciousness is not None:
+                sub[name] = 0 if vitals.consciousness is Consciousness.ALERT else 3
+        elif (value := getattr(vitals, name)) is not None:
+            points = subscore(name, value, spo2_scale=vitals.spo2_scale, on_oxygen=vitals.on_oxygen)
+            if points is not None:
+                sub[name] = points
     total = sum(sub.values())
     missing = tuple(p for p in PARAMETERS if p not in sub)
     return News2(total, band(total, sub), sub, complete=not missing, missing=missing)
+
+
+def subscore(
+    name: str, value: float, *, spo2_scale: int = 1, on_oxygen: bool | None = None
+) -> int | None:
+    """The chart's points for one measured parameter, as `score` gives them.
+
+    `name` is one of respiration_rate, spo2, systolic, pulse, temperature. None for SpO2 on
+    scale 2 when it is not known whether the patient is on oxygen (`score` refuses that case as
+    a whole). Values are not checked against the plausibility limits here: `score` does that.
+    """
+    if name == "respiration_rate":
+        return _respiration(_whole(value))
+    if name == "spo2":
+        if spo2_scale == 1:
+            return _spo2_scale1(_whole(value))
+        return None if on_oxygen is None else _spo2_scale2(_whole(value), on_oxygen=on_oxygen)
+    if name == "systolic":
+        return _systolic(_whole(value))
+    if name == "pulse":
+        return _pulse(_whole(value))
+    if name == "temperature":
+        return _temperature(_tenths(value))
+    raise ValueError(f"{name!r} is not a measured NEWS2 parameter")
 
 
 def band(total: int, subscores: dict[str, int]) -> RiskBand:

@@ -26,6 +26,17 @@ readings at its first and last moment in the window (`_Index`): what NEWS2 and t
 `tests/hub/inference/test_engine_golden.py` pins the results byte for byte, with and without
 the kept windows.
 
+**Cadence** (`rescore_s`, 300 s by default; docs/triage.md, docs/decisions.md). A continuous
+oximeter sends a reading every few seconds; scoring each one again costs more than storing it
+and tells nobody anything new. A patient's new readings are scored on the next pass when any of
+them scores 3 in a parameter or gives a parameter more points than the patient's last result
+did (a vital appearing counts), when the agent wrote a record of the patient since, when the
+last result was high (continuous monitoring), when the model in use changed, and always for the
+patient's first readings since the engine started. Otherwise they are held, in memory, and
+scored together at most `rescore_s` after the first of them was held. So a worsening NEWS2 is
+never late; an improvement, and the model's view of a trend, may wait. Held readings are not
+covered by a result, so after a restart the engine finds them again and scores them at once.
+
 **Observations read from records** (`MedicalRecord.payload`, any record type of the patient;
 the latest within the window wins, each key on its own):
 
@@ -48,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import functools
 import json
 import uuid
 from dataclasses import dataclass, field, replace
@@ -59,11 +71,10 @@ import structlog
 from hub.buffer.schema import open_reader
 from hub.buffer.values import to_db_time
 from hub.inference.triage import NEWS2_ONLY, Case, triage
-from hub.inference.vitals import gather
 from wire.items import MedicalRecord, Reading, RiskBand, TriageResult
-from wire.news2 import InvalidVital
-from wire.triage_features import TimedVitals
-from wire.triage_inputs import observations
+from wire.news2 import RED_SCORE, InvalidVital, Vitals, subscore
+from wire.triage_features import TimedVitals, latest_vitals
+from wire.triage_inputs import chart_value, observations
 
 if TYPE_CHECKING:
     import sqlite3
@@ -85,7 +96,6 @@ own readings take the rest)."""
 _MAX_ROWS = 20_000
 """A patient's readings read for one pass at most (the oldest are taken first)."""
 _RECORDS_PER_PATIENT = 500
-_TINY = timedelta(microseconds=1)
 _CACHED_ROWS = 30_000
 """Parsed readings kept between passes at most (~700 B each: ~21 MB, against the hub's 120 MB
 RSS budget); past it the cache starts over. 20 patients with an oximeter every 5 s fit."""
@@ -102,6 +112,9 @@ class EngineConfig:
     """Readings taken per pass; one `triage()` call scores them all."""
     lookback: timedelta = timedelta(days=7)
     """Readings received longer ago than this are never triaged (older than any useful alert)."""
+    rescore_s: float = 300.0
+    """A patient whose new readings change nothing NEWS2 sees is rescored at most this often
+    (see "Cadence" above); 0 scores every new reading at once."""
 
 
 @dataclass(slots=True)
@@ -116,6 +129,8 @@ class EngineStats:
     failed_cases: int = 0
     model_failures: int = 0
     bad_observations: int = 0
+    held: int = 0
+    """New readings held back by the cadence (each is scored later, once)."""
     by_band: dict[str, int] = field(default_factory=dict)
 
 
@@ -123,6 +138,8 @@ class EngineStats:
 class _Pending:
     seq: int
     id: uuid.UUID
+    key: str
+    """The reading id as stored."""
     patient_id: str
     earliest: datetime
     """The earlier of its received and measured times."""
@@ -224,6 +241,8 @@ class _Window:
     """False when the listing stopped at `_MAX_ROWS`."""
     index: _Index
     """`rows` by vital and measuring time."""
+    by_key: dict[str, _Row]
+    """`rows` by reading id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +250,37 @@ class _Planned:
     case: Case
     new_ids: tuple[uuid.UUID, ...]
     at: datetime
+    spo2_scale: int
+    on_oxygen: bool | None
+    records_seen: str
+    """The latest `received_at` of the patient's records when the case was built."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Last:
+    """A patient's newest stored result: what the cadence compares new readings with."""
+
+    band: RiskBand
+    subscores: dict[str, int]
+    spo2_scale: int
+    on_oxygen: bool | None
+    at: datetime
+    records_seen: str
+    model_version: str
+
+
+@dataclass(slots=True)
+class _Pass:
+    """One pass's work, applied to the engine's memory only once its results are stored."""
+
+    pending: list[_Pending]
+    examined: int
+    results: list[TriageResult] = field(default_factory=list)
+    scored: dict[str, _Last] = field(default_factory=dict)
+    held: list[_Pending] = field(default_factory=list)
+    """New readings the cadence holds back."""
+    released: set[str] = field(default_factory=set)
+    """Patients whose held readings this pass scored (or gave up on, logged)."""
 
 
 class TriageEngine:
@@ -256,6 +306,10 @@ class TriageEngine:
         self._windows: dict[str, _Window] = {}
         """Per patient, the readings of the last window listed, parsed."""
         self._cached = 0
+        self._last: dict[str, _Last] = {}
+        self._held: dict[str, dict[uuid.UUID, _Pending]] = {}
+        self._held_since: dict[str, datetime] = {}
+        """Per patient, when (engine clock) the oldest reading held now was held."""
         self._wake = asyncio.Event()
         self.stats = EngineStats()
 
@@ -287,15 +341,22 @@ class TriageEngine:
             log.info("triage_stopped", **_counts(self.stats))
 
     async def run_once(self) -> int:
-        """One pass: triage the next batch of new readings; returns how many were taken."""
-        pending, examined, results = await asyncio.to_thread(self._take)
-        if not pending:
-            self._after_seq = examined
-            return 0
-        stored = await self._buffer.add_triage(results)
-        self._after_seq = examined  # only once stored: a failed pass is redone
-        self._count(pending, results, stored)
-        return len(pending)
+        """One pass: triage the next batch of new readings; returns how many were taken.
+
+        Held readings whose time has come are scored too (they were counted when taken).
+        """
+        work = await asyncio.to_thread(self._take)
+        stored = await self._buffer.add_triage(work.results) if work.results else 0
+        self._after_seq = work.examined  # only once stored: a failed pass is redone
+        self._apply(work)
+        if work.pending or work.results:
+            self._count(work.pending, work.results, stored)
+        return len(work.pending)
+
+    @property
+    def holding(self) -> int:
+        """New readings held back by the cadence now (scored when due)."""
+        return sum(len(held) for held in self._held.values())
 
     async def drain(self) -> int:
         """Pass after pass until no new reading is left; returns how many were taken."""
@@ -317,13 +378,31 @@ class TriageEngine:
             self._conn = open_reader(self._path)
         return self._conn
 
-    def _take(self) -> tuple[list[_Pending], int, list[TriageResult]]:
+    def _take(self) -> _Pass:
         """The next batch, the sequence examined and the batch's results (one thread hop)."""
         pending, examined = self._pending()
-        if not pending:
-            return pending, examined, []
+        work = _Pass(pending, examined)
+        now = self._clock()
+        rescore = timedelta(seconds=self.config.rescore_s)
+        due = {patient for patient, since in self._held_since.items() if now - since >= rescore}
+        if not pending and not due:
+            return work
         model = self._model()  # once per batch: a swap takes effect on the next batch
-        return pending, examined, self._compute(pending, model)
+        self._compute(work, due, model)
+        return work
+
+    def _apply(self, work: _Pass) -> None:
+        """Remember what a stored pass scored and held back."""
+        for patient_id in work.released:
+            self._held.pop(patient_id, None)
+            self._held_since.pop(patient_id, None)
+        self._last.update(work.scored)
+        if work.held:
+            self.stats.held += len(work.held)
+            now = self._clock()
+            for p in work.held:
+                self._held.setdefault(p.patient_id, {})[p.id] = p
+                self._held_since.setdefault(p.patient_id, now)
 
     def _pending(self) -> tuple[list[_Pending], int]:
         """The next readings with a patient that no stored result covers, in seq order.
@@ -346,6 +425,7 @@ class TriageEngine:
             _Pending(
                 int(seq),
                 uuid.UUID(rid),
+                str(rid),
                 str(pid),
                 min(datetime.fromisoformat(t) for t in (received, measured) if t is not None),
             )
@@ -353,6 +433,18 @@ class TriageEngine:
         ]
         full = len(pending) == self.config.batch_size
         return pending, pending[-1].seq if full else int(top)
+
+    def _records_seen(self, patient_id: str) -> str:
+        """The latest time the hub received a record of the patient ('' when none)."""
+        (seen,) = (
+            self._reader()
+            .execute(
+                "SELECT coalesce(max(received_at), '') FROM records WHERE patient_id = ?",
+                (patient_id,),
+            )
+            .fetchone()
+        )
+        return str(seen)
 
     def _records(self, patient_id: str) -> list[MedicalRecord]:
         rows = (
@@ -380,9 +472,7 @@ class TriageEngine:
         if cached is not None and cached.complete and cached.since <= after:
             window, fresh = self._extend(patient_id, cached, after)
             unseen = new_keys - fresh
-            if len(window.rows) >= _MAX_ROWS or (
-                unseen and not unseen <= {r.key for r in window.rows}
-            ):
+            if len(window.rows) >= _MAX_ROWS or (unseen and not unseen <= window.by_key.keys()):
                 window = None
         if window is None:
             window = self._list(patient_id, after, cached)
@@ -415,13 +505,16 @@ class TriageEngine:
             rows = sorted(rows + added, key=_order)  # received out of commit order
         else:
             rows += added
-        index = cached.index
+        index, by_key = cached.index, cached.by_key
         for row in old[:cut]:
             index.remove(row)
+            del by_key[row.key]
         for row in added:
             index.add(row)
+            by_key[row.key] = row
         top = max([cached.top, *(r.seq for r in added)])
-        return _Window(after, top, rows, complete=True, index=index), {r.key for r in added}
+        window = _Window(after, top, rows, True, index, by_key)  # noqa: FBT003 - complete
+        return window, {r.key for r in added}
 
     def _list(self, patient_id: str, after: str, cached: _Window | None) -> _Window:
         """List the whole window; parse only the readings not parsed yet."""
@@ -434,7 +527,7 @@ class TriageEngine:
             ).fetchall()
             rows = [_row(int(seq), text) for seq, text in parsed]
             top = max((r.seq for r in rows), default=0)
-            return _Window(after, top, rows, len(rows) < _MAX_ROWS, _Index(rows))
+            return _window(after, top, rows, complete=len(rows) < _MAX_ROWS)
         listing = conn.execute(
             "SELECT seq, id FROM reading_rows INDEXED BY readings_patient"
             " WHERE patient_id = ? AND received_at > ? ORDER BY received_at, seq LIMIT ?",
@@ -452,49 +545,122 @@ class TriageEngine:
         # A reading pruned in between is left out; a reused sequence number is not mistaken.
         rows = [known[rid] for seq, rid in listing if rid in known and known[rid].seq == seq]
         top = max((int(seq) for seq, _ in listing), default=0)
-        return _Window(after, top, rows, len(listing) < _MAX_ROWS, _Index(rows))
+        return _window(after, top, rows, complete=len(listing) < _MAX_ROWS)
 
     # --- building and scoring cases (worker thread) -----------------------------------------
 
-    def _compute(
-        self, pending: Sequence[_Pending], model: TriageModel | None
-    ) -> list[TriageResult]:
-        by_patient: dict[str, list[_Pending]] = {}
-        for p in pending:
+    def _compute(self, work: _Pass, due: set[str], model: TriageModel | None) -> None:
+        by_patient: dict[str, list[_Pending]] = {patient_id: [] for patient_id in due}
+        for p in work.pending:
             by_patient.setdefault(p.patient_id, []).append(p)
         planned: list[_Planned] = []
-        for patient_id, items in by_patient.items():
-            new_ids = [p.id for p in items]
+        version = model.version if model is not None else NEWS2_ONLY
+        for patient_id, fresh in by_patient.items():
+            items = [*self._held.get(patient_id, {}).values(), *fresh]
+            may_wait = patient_id not in due and self._may_wait(patient_id, version)
             try:
-                planned += self._plan(patient_id, set(new_ids), [p.earliest for p in items])
+                plan = self._plan(patient_id, items, {p.key for p in fresh}, may_wait=may_wait)
             except Exception as exc:  # noqa: BLE001 - one patient's data never stops the others
-                self._case_failed(patient_id, new_ids, exc)
-        return self._score(planned, model)
+                self._case_failed(patient_id, [p.id for p in items], exc)
+                work.released.add(patient_id)  # left for a restart, as any failed case
+                continue
+            if plan is None:
+                work.held += fresh
+            else:
+                planned += plan
+                work.released.add(patient_id)
+        work.results = self._score(planned, model)
+        by_id = {result.id: result for result in work.results}
+        for item in planned:  # the model's result, or NEWS2's if the model failed
+            result = by_id.get(_result_id(item, model)) or by_id.get(_result_id(item, None))
+            last = work.scored.get(result.patient_id or "") if result is not None else None
+            if result is not None and (last is None or item.at >= last.at):
+                work.scored[result.patient_id or ""] = _Last(
+                    result.band,
+                    result.news2_subscores,
+                    item.spo2_scale,
+                    item.on_oxygen,
+                    item.at,
+                    item.records_seen,
+                    result.model_version,
+                )
 
     def _plan(
-        self, patient_id: str, new_ids: set[uuid.UUID], earliest: Sequence[datetime]
-    ) -> list[_Planned]:
-        """One case per run of new readings within a window of each other (newest first)."""
+        self,
+        patient_id: str,
+        items: Sequence[_Pending],
+        fresh: set[str],
+        *,
+        may_wait: bool,
+    ) -> list[_Planned] | None:
+        """One case per run of new readings within a window of each other (newest first).
+
+        None when the cadence holds the fresh readings back (`_can_wait`).
+        """
         window = self.config.window
-        records = self._records(patient_id)
         # The new readings and every reading measured within a window of one of them: a reading
         # is received after it is measured, so received after the earliest moment minus a window.
-        since = min(earliest) - window
-        new_keys = {str(rid) for rid in new_ids}
-        window_rows = self._readings(patient_id, since, new_keys)
-        new = sorted((r for r in window_rows.rows if r.key in new_keys), key=_at, reverse=True)
-        if len(new) < len(new_ids):  # beyond the rows read: left for a restart, said out loud
+        since = min(p.earliest for p in items) - window
+        new_keys = {p.key for p in items}
+        listed = self._readings(patient_id, since, new_keys)
+        by_key = listed.by_key
+        if may_wait:
+            fresh_rows = [by_key[key] for key in fresh if key in by_key]
+            if len(fresh_rows) == len(fresh) and self._can_wait(patient_id, fresh_rows):
+                return None
+        new = sorted((by_key[key] for key in new_keys if key in by_key), key=_at, reverse=True)
+        if len(new) < len(items):  # beyond the rows read: left for a restart, said out loud
             log.warning(
-                "triage_readings_not_found", patient_id=patient_id, count=len(new_ids) - len(new)
+                "triage_readings_not_found", patient_id=patient_id, count=len(items) - len(new)
             )
+        records = self._records(patient_id)
+        seen = self._records_seen(patient_id)
         planned: list[_Planned] = []
         while new:
             at = new[0].when
             chunk = [r for r in new if r.when > at - window][:MAX_NEW_PER_CASE]
             taken = {r.key for r in chunk}
             new = [r for r in new if r.key not in taken]
-            planned.append(self._case(patient_id, chunk, window_rows.index, records, at))
+            planned.append(
+                self._case(patient_id, chunk, listed.index, records, at, records_seen=seen)
+            )
         return planned
+
+    def _may_wait(self, patient_id: str, version: str) -> bool:
+        """Whether the patient's new readings may wait at all (see "Cadence").
+
+        Not when the cadence is off, the patient has no result since the engine started, the
+        last one was high (continuous monitoring) or came from another model than the one in use.
+        """
+        last = self._last.get(patient_id)
+        return (
+            self.config.rescore_s > 0
+            and last is not None
+            and last.band is not RiskBand.HIGH
+            and last.model_version == version
+        )
+
+    def _can_wait(self, patient_id: str, fresh: Sequence[_Row]) -> bool:
+        """Whether the fresh readings make nothing NEWS2 sees worse, so they may wait.
+
+        They may not when the agent wrote a record of the patient since the last result, or a
+        fresh reading scores 3 in a parameter, more points than the last result in one, or has
+        a vital the last result had not. Fewer points may wait: the band shown stays the higher.
+        """
+        last = self._last[patient_id]
+        for row in fresh:
+            if row.timed is None:
+                continue
+            vitals = row.timed.vitals
+            for name in row.names:
+                value = getattr(vitals, name)
+                points = _points(name, value, last.spo2_scale, last.on_oxygen)
+                if points is None:  # SpO2 on scale 2, oxygen unknown: NEWS2 leaves it out too
+                    continue
+                before = last.subscores.get(name)
+                if points == RED_SCORE or before is None or points > before:
+                    return False
+        return self._records_seen(patient_id) == last.records_seen
 
     def _case(
         self,
@@ -503,9 +669,12 @@ class TriageEngine:
         index: _Index,
         records: list[MedicalRecord],
         at: datetime,
+        *,
+        records_seen: str,
     ) -> _Planned:
         ends, used = index.ends(at - self.config.window, at)
         observed, scale, age = self._observations(records, at)
+        on_oxygen = latest_vitals(observed).on_oxygen
         series: list[TimedVitals] = list(observed)
         series += [r.timed for r in ends if r.timed is not None]
         if scale != 1:  # every entry was made with scale 1 (the default)
@@ -513,7 +682,7 @@ class TriageEngine:
         new_ids = tuple(sorted({r.id for r in new}, key=str))
         reading_ids = tuple(sorted(set(new_ids) | set(used), key=str))
         case = Case(tuple(series), age, patient_id, reading_ids)
-        return _Planned(case, new_ids, at)
+        return _Planned(case, new_ids, at, scale, on_oxygen, records_seen)
 
     def _observations(
         self, records: list[MedicalRecord], at: datetime
@@ -557,8 +726,7 @@ class TriageEngine:
     def _triage(
         planned: list[_Planned], model: TriageModel | None, now: datetime
     ) -> list[TriageResult]:
-        version = model.version if model is not None else NEWS2_ONLY
-        ids = [result_id(p.case.patient_id or "", p.new_ids, version) for p in planned]
+        ids = [_result_id(p, model) for p in planned]
         return triage([p.case for p in planned], model, now=now, ids=ids)
 
     # --- bookkeeping -------------------------------------------------------------------------
@@ -610,6 +778,17 @@ def result_id(
     return uuid.uuid5(TRIAGE_NAMESPACE, f"{patient_id}\n{readings}\n{model_version}")
 
 
+def _result_id(planned: _Planned, model: TriageModel | None) -> uuid.UUID:
+    version = model.version if model is not None else NEWS2_ONLY
+    return result_id(planned.case.patient_id or "", planned.new_ids, version)
+
+
+@functools.lru_cache(maxsize=4096)
+def _points(name: str, value: float, spo2_scale: int, on_oxygen: bool | None) -> int | None:
+    """`wire.news2.subscore`, remembered: an oximeter repeats the same few whole numbers."""
+    return subscore(name, value, spo2_scale=spo2_scale, on_oxygen=on_oxygen)
+
+
 def _when(reading: Reading) -> datetime:
     return reading.measured_at or reading.received_at
 
@@ -622,20 +801,30 @@ def _order(row: _Row) -> tuple[str, int]:
     return row.received, row.seq
 
 
+def _window(since: str, top: int, rows: list[_Row], *, complete: bool) -> _Window:
+    return _Window(since, top, rows, complete, _Index(rows), {r.key: r for r in rows})
+
+
 def _row(seq: int, text: str) -> _Row:
     """The triage view of a stored reading's JSON: the reading and its own vitals."""
     reading = Reading.model_validate_json(text)  # ~4 us: pydantic-core, cheaper than by hand
     # The same instant with `datetime.UTC` as its zone: comparing datetimes of one zone object
     # skips `utcoffset()` calls (pydantic's own zone makes a window filter ~5x slower).
     when = _when(reading).astimezone(UTC)
-    vitals = gather([reading], at=when, window=_TINY).vitals
-    values = {
-        "spo2": vitals.spo2,
-        "systolic": vitals.systolic,
-        "pulse": vitals.pulse,
-        "temperature": vitals.temperature,
-    }
-    names = tuple(name for name, value in values.items() if value is not None)
+    # What `hub.inference.vitals.gather` takes from one reading (the first component of a vital
+    # wins), without its window and observation machinery: every reading goes through here.
+    values: dict[str, float] = {}
+    for name, component in reading.components.items():
+        charted = chart_value(reading.kind, name, component.value, component.unit)
+        if charted is not None and charted[0] in _VITALS:
+            values.setdefault(*charted)
+    names = tuple(name for name in _VITALS if name in values)
+    vitals = Vitals(
+        spo2=values.get("spo2"),
+        systolic=values.get("systolic"),
+        pulse=values.get("pulse"),
+        temperature=values.get("temperature"),
+    )
     timed = TimedVitals(when, vitals) if names else None
     received = to_db_time(reading.received_at)
     return _Row(seq, received, str(reading.id), reading.id, when, timed, names)

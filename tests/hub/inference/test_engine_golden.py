@@ -164,7 +164,7 @@ async def run_engine(path: Path) -> tuple[list[TriageResult], dict[str, int]]:
     async with Buffer.open(BufferConfig(path=path)) as buffer:
         await buffer.sync_records(records, NOW)
         for n, wave in enumerate(waves):  # the last wave: a fresh engine with a large batch
-            config = EngineConfig(batch_size=37 if n < 2 else 500)
+            config = EngineConfig(batch_size=37 if n < 2 else 500, rescore_s=0)
             engine = TriageEngine(buffer, path, lambda: model, config, clock=lambda: NOW)
             await buffer.insert_many([NewReading(r, f"k-{r.id}") for r in wave])
             await engine.drain()
@@ -233,12 +233,13 @@ async def _play(path: Path, *, fresh_engine_each_pass: bool) -> list[str]:
     ]
     async with Buffer.open(BufferConfig(path=path)) as buffer:
         await buffer.sync_records(records, NOW)
-        engine = TriageEngine(buffer, path, lambda: model, clock=lambda: NOW)
+        every = EngineConfig(rescore_s=0)  # every reading scored: what the windows change
+        engine = TriageEngine(buffer, path, lambda: model, every, clock=lambda: NOW)
         for wave in _stream():
             await buffer.insert_many([NewReading(r, f"k-{r.id}") for r in wave])
             if fresh_engine_each_pass:
                 engine.close()
-                engine = TriageEngine(buffer, path, lambda: model, clock=lambda: NOW)
+                engine = TriageEngine(buffer, path, lambda: model, every, clock=lambda: NOW)
             await engine.drain()
         engine.close()
         results = buffer.recent_triage(limit=100_000)
