@@ -32,15 +32,16 @@ from hub.config import IDENTITY_KEY_FILE
 from hub.discovery import Discovery, HubRecord, PhoneSeen
 from hub.discovery.addresses import is_ipv4, resolve
 from hub.inference.engine import EngineConfig, TriageEngine
-from hub.inference.runtime import LiteRTInterpreter
 from hub.models.holder import ModelHolder, ModelService, model_release_handler
-from hub.models.store import ModelStore, load_default
+from hub.models.store import ModelStore, choose_default
 from hub.uplink import UplinkConfig, UplinkKeys, UplinkService
 from wire.commands import CommandKind
 from wire.errors import WireError
 from wire.keys import load_public_key
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fastapi import FastAPI
 
     from hub.api.tls import TlsIdentity
@@ -96,6 +97,8 @@ async def run_hub(settings: HubSettings, options: DaemonOptions, stop: asyncio.E
                 commands.on_applied = lambda _command: uplink.refresh_status()
             if uplink is not None:
                 tasks.append(asyncio.create_task(uplink.run()))
+                # the model loads at first use, in triage's thread: report it if another is in use
+                holder.on_change = _threadsafe(uplink.refresh_status)
             api = _build_api(settings, buffer, revoked)
             if api is not None:
                 app, tls = api
@@ -263,7 +266,9 @@ def _build_models(settings: HubSettings) -> tuple[ModelHolder, ModelService | No
     """The model triage uses and the service that installs releases (None without the key).
 
     Without the cloud's signing key no release can be verified: triage then runs on the model
-    bundled with the hub (or NEWS2 alone) and `model_release` commands are not handled.
+    bundled with the hub (or NEWS2 alone) and `model_release` commands are not handled. The
+    model is checked here (signature, or manifest and checksum) but not loaded: numpy and LiteRT
+    are imported when triage first scores a bound patient's readings (`ModelHolder`).
     """
     try:
         cloud_key = load_public_key(settings.identity.cloud_signing_key, Ed25519PublicKey)
@@ -271,7 +276,7 @@ def _build_models(settings: HubSettings) -> tuple[ModelHolder, ModelService | No
         structlog.get_logger("hub.models").error(
             "model_releases_disabled", reason=str(exc), fix="install the cloud's signing public key"
         )
-        return ModelHolder(load_default(LiteRTInterpreter)), None
+        return ModelHolder(choose_default()), None
     service = ModelService(ModelStore(settings.models.dir, cloud_key))
     try:
         service.reload()
@@ -279,7 +284,7 @@ def _build_models(settings: HubSettings) -> tuple[ModelHolder, ModelService | No
         structlog.get_logger("hub.models").error(
             "models_dir_unreadable", dir=str(settings.models.dir), error=str(exc)
         )
-        service.holder.swap(load_default(LiteRTInterpreter))
+        service.holder.swap(choose_default())
     return service.holder, service
 
 
@@ -404,6 +409,16 @@ def _status_extra(commands: CommandHandler | None, holder: ModelHolder | None) -
         "model_version": holder.version if holder is not None else None,
         "model_refused": holder.refused if holder is not None else None,
     }
+
+
+def _threadsafe(callback: Callable[[], object]) -> Callable[[], None]:
+    """`callback` run on this loop, whichever thread calls the returned function."""
+    loop = asyncio.get_running_loop()
+
+    def call() -> None:
+        loop.call_soon_threadsafe(callback)
+
+    return call
 
 
 async def _keep_ble_running(central: Central, stop: asyncio.Event) -> None:

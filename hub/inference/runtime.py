@@ -1,12 +1,14 @@
-"""The triage model at the edge: a small protocol, and its LiteRT implementation.
+"""The triage model at the edge: its LiteRT implementation (imports numpy and LiteRT).
 
-`TriageModel` is all triage needs: feature rows (`wire.triage_features.extract`, clinical units)
-in, one `ModelOutput` (probability of deterioration and the model's band) per row out. The LiteRT
-implementation normalises the rows with the manifest's spec, quantises them to the int8 input
-tensor with the tensor's own scale and zero point, scores the whole batch in one invocation
-(the batch dimension is resized when it changes), dequantises the output and maps it to a band
-with the manifest's thresholds. The runtime is `ai_edge_litert.interpreter`, falling back to
-`tflite_runtime.interpreter`; with neither installed loading fails with a clear `ModelError`.
+`TriageModel` is all triage needs (it lives with the manifest checks in `hub.inference.manifest`,
+which the daemon imports without this module): feature rows (`wire.triage_features.extract`,
+clinical units) in, one `ModelOutput` (probability of deterioration and the model's band) per row
+out. The LiteRT implementation normalises the rows with the manifest's spec, quantises them to
+the int8 input tensor with the tensor's own scale and zero point, scores the whole batch in one
+invocation (the batch dimension is resized when it changes), dequantises the output and maps it
+to a band with the manifest's thresholds. The runtime is `ai_edge_litert.interpreter`, falling
+back to `tflite_runtime.interpreter`; with neither installed loading fails with a clear
+`ModelError`.
 
 A model directory is what the pipeline writes (cloud/models/artifacts/<version>/):
 `model_int8.tflite`, `model_float.tflite` and `manifest.json`; loading checks the file's SHA-256
@@ -15,52 +17,46 @@ and size against the manifest before the interpreter sees a byte.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hub.errors import HubError
+from hub.inference.manifest import (
+    FILES,
+    MANIFEST_FILE,
+    ModelError,
+    ModelOutput,
+    Runtime,
+    TriageModel,
+    Variant,
+    check_artifact,
+    parse_manifest,
+)
 from wire.triage_features import CLIP, FEATURE_NAMES, Normalisation, band_of_probability
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
 
-    from wire.items import RiskBand
-
-MANIFEST_FILE = "manifest.json"
-FILES = {"int8": "model_int8.tflite", "float": "model_float.tflite"}
-Variant = Literal["int8", "float"]
-Runtime = Literal["ai_edge_litert", "tflite_runtime"]
-
-
-class ModelError(HubError):
-    """The model cannot be loaded, fails its checks or cannot score these inputs."""
-
-
-@dataclass(frozen=True, slots=True)
-class ModelOutput:
-    """The model's answer for one feature row."""
-
-    probability: float
-    band: RiskBand
-
-
-class TriageModel(Protocol):
-    """What triage needs from a model; any runtime with this shape will do."""
-
-    @property
-    def version(self) -> str:
-        """The model version, stored in every triage result."""
-        ...
-
-    def predict(self, rows: Sequence[Sequence[float]]) -> list[ModelOutput]:
-        """One output per feature row (`wire.triage_features` order, clinical units)."""
-        ...
+__all__ = [
+    "FILES",
+    "MANIFEST_FILE",
+    "LiteRTInterpreter",
+    "LiteRTTriageModel",
+    "ModelError",
+    "ModelOutput",
+    "Runtime",
+    "TriageModel",
+    "Variant",
+    "dequantize",
+    "from_manifest",
+    "interpreter_for",
+    "load_model",
+    "quantize",
+    "self_test",
+]
 
 
 class LiteRTInterpreter:
@@ -172,11 +168,7 @@ def load_model(
         content = (directory / FILES[variant]).read_bytes()
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read the model in {directory}: {exc}") from exc
-    expected = manifest.get("files", {}).get(FILES[variant], {})
-    if hashlib.sha256(content).hexdigest() != expected.get("sha256") or len(
-        content
-    ) != expected.get("bytes"):
-        raise ModelError(f"{FILES[variant]} does not match the SHA-256 and size in its manifest")
+    check_artifact(manifest, content, variant=variant)
     return from_manifest(manifest, content, runtime=runtime)
 
 
@@ -184,17 +176,13 @@ def from_manifest(
     manifest: Mapping[str, Any], content: bytes, *, runtime: Runtime | None = None
 ) -> LiteRTTriageModel:
     """A model from its manifest (version, features, band_thresholds) and .tflite bytes."""
-    try:
-        features = manifest["features"]
-        if tuple(features["names"]) != FEATURE_NAMES:
-            raise ModelError("the model's feature names are not the ones this hub computes")
-        spec = Normalisation(tuple(features["mean"]), tuple(features["std"]))
-        version, thresholds = str(manifest["version"]), dict(manifest["band_thresholds"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"the model manifest is incomplete or malformed: {exc}") from exc
+    spec = parse_manifest(manifest)
     interpreter = LiteRTInterpreter(content, runtime=runtime)
     return LiteRTTriageModel(
-        version=version, interpreter=interpreter, normalisation=spec, thresholds=thresholds
+        version=spec.version,
+        interpreter=interpreter,
+        normalisation=spec.normalisation,
+        thresholds=spec.thresholds,
     )
 
 

@@ -19,6 +19,7 @@ versions) are removed by the next change.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import re
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import structlog
 
 from hub.errors import HubError
-from hub.inference.runtime import LiteRTInterpreter, ModelError, TriageModel, from_manifest
+from hub.inference.manifest import ModelError, check_artifact, parse_manifest
 from wire.errors import WireError
 from wire.releases import VERSION_PATTERN, Release, ReleaseManifest, open_release, version_key
 
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from hub.inference.manifest import TriageModel
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +95,22 @@ class LoadedModel:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """The model to use, checked without its runtime; `load()` loads it (numpy, LiteRT).
+
+    Checked means: a release's signature (which covers its checksum) verifies, or the bundled
+    default's manifest parses, names this hub's features and matches its artifact. `load()`
+    returns what `ModelStore.load_active` would: when the runtime refuses the chosen model it is
+    logged (`model_unusable`, `default_model_unusable`) and the next one is loaded (previous,
+    then default), or None (NEWS2 alone). Every call loads anew: `ModelHolder` calls it once.
+    """
+
+    version: str
+    source: Literal["release", "default"]
+    load: Callable[[], LoadedModel | None]
+
+
+@dataclass(frozen=True, slots=True)
 class InstalledModel:
     """One version in the models directory, as `tecsa-hub models list` shows it."""
 
@@ -121,14 +140,14 @@ class ModelStore:
         directory: Path,
         cloud_key: Ed25519PublicKey,
         *,
-        model_factory: Callable[[bytes], Model] = LiteRTInterpreter,
+        model_factory: Callable[[bytes], Model] | None = None,
         failpoint: Callable[[str], None] | None = None,
         default: Traversable | None = None,
     ) -> None:
         self.dir = directory
         self._default = default
         self._cloud_key = cloud_key
-        self._factory = model_factory
+        self._factory = model_factory or litert_interpreter
         self._failpoint = failpoint or (lambda _name: None)
 
     # ---- reading
@@ -177,18 +196,12 @@ class ModelStore:
         Every installed release is verified again before it is loaded: a corrupted file on the
         SD card never becomes a model that scores patients.
         """
-        for name in (self.active_version(), self.previous_version()):
-            if name is None:
-                continue
-            release = self._verified(name)
-            if release is None:
-                log.error("model_unusable", version=name)
-                continue
-            try:
-                return _loaded(release, self._factory)
-            except ModelError as exc:
-                log.error("model_unusable", version=name, error=str(exc))
-        return load_default(self._factory, self._default)
+        choice = self.choose_active()
+        return choice.load() if choice is not None else None
+
+    def choose_active(self) -> ModelChoice | None:
+        """What `load_active` would load, verified but not loaded (no numpy, no LiteRT)."""
+        return self._choose([self.active_version(), self.previous_version()])
 
     # ---- changing
 
@@ -243,6 +256,30 @@ class ModelStore:
         return InstallResult(previous, "activated", active)
 
     # ---- private
+
+    def _choose(self, names: Sequence[str | None]) -> ModelChoice | None:
+        """The first of `names` whose release verifies, else the bundled default, else None."""
+        for n, name in enumerate(names):
+            if name is None:
+                continue
+            release = self._verified(name)
+            if release is None:
+                log.error("model_unusable", version=name)
+                continue
+            load = functools.partial(self._load_release, release, names[n + 1 :])
+            return ModelChoice(name, "release", load)
+        return choose_default(self._factory, self._default)
+
+    def _load_release(
+        self, release: Release, fallbacks: Sequence[str | None]
+    ) -> LoadedModel | None:
+        """The release's model; if this hub cannot run it, the next of `fallbacks` (or default)."""
+        try:
+            return _loaded(release, self._factory)
+        except ModelError as exc:
+            log.error("model_unusable", version=release.version, error=str(exc))
+        fallback = self._choose(fallbacks)
+        return fallback.load() if fallback is not None else None
 
     def _open(self, sealed: bytes) -> Release:
         try:
@@ -334,23 +371,55 @@ def self_test(release: Release, factory: Callable[[bytes], Model]) -> None:
 
 
 def load_default(
-    factory: Callable[[bytes], Model], package: Traversable | None = None
+    factory: Callable[[bytes], Model] | None = None, package: Traversable | None = None
 ) -> LoadedModel | None:
-    """The model bundled with the hub (hub/inference/default_model/), if one is shipped."""
+    """The model bundled with the hub (hub/inference/default_model/), loaded; None if unusable."""
+    choice = choose_default(factory, package)
+    return choice.load() if choice is not None else None
+
+
+def choose_default(
+    factory: Callable[[bytes], Model] | None = None, package: Traversable | None = None
+) -> ModelChoice | None:
+    """The bundled model, checked without its runtime; None (logged) when missing or broken.
+
+    The checks cost a file read and a SHA-256: the manifest parses, names the features this hub
+    computes, and lists the artifact's SHA-256 and size (`model_int8.tflite` in the pipeline's
+    manifest is the `model.tflite` shipped here).
+    """
     try:
         package = package or resources.files(_DEFAULT_PACKAGE).joinpath(_DEFAULT_DIR)
         content = package.joinpath(MODEL_FILE).read_bytes()
         info = json.loads(package.joinpath(MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+    except (OSError, ModuleNotFoundError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.error("default_model_unusable", error=f"cannot read it: {exc}")
         return None
     if not isinstance(info, dict):
+        log.error("default_model_unusable", error="its manifest is not a JSON object")
         return None
     try:
+        check_artifact(info, content, variant="int8")
+        version = parse_manifest(info).version
+    except ModelError as exc:
+        log.error("default_model_unusable", error=str(exc))
+        return None
+    load = functools.partial(_load_default, factory or litert_interpreter, info, content)
+    return ModelChoice(version, "default", load)
+
+
+def litert_interpreter(content: bytes) -> Model:
+    """A LiteRT interpreter of `content`; imports numpy and LiteRT (once) when first called."""
+    from hub.inference.runtime import LiteRTInterpreter  # noqa: PLC0415 - the runtime on demand
+
+    return LiteRTInterpreter(content)
+
+
+def _load_default(
+    factory: Callable[[bytes], Model], info: Mapping[str, Any], content: bytes
+) -> LoadedModel | None:
+    try:
         return LoadedModel(
-            str(info.get("version", "default")),
-            factory(content),
-            "default",
-            triage=_triage(info, content),
+            str(info["version"]), factory(content), "default", triage=_triage(info, content)
         )
     except ModelError as exc:
         log.error("default_model_unusable", error=str(exc))
@@ -375,7 +444,11 @@ def _loaded(release: Release, factory: Callable[[bytes], Model]) -> LoadedModel:
 
 
 def _triage(info: Mapping[str, Any] | None, content: bytes) -> TriageModel | None:
-    return None if info is None else from_manifest(info, content)
+    if info is None:
+        return None
+    from hub.inference.runtime import from_manifest  # noqa: PLC0415 - the runtime on demand
+
+    return from_manifest(info, content)
 
 
 def _valid_version(text: str) -> bool:
