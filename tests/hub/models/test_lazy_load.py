@@ -26,6 +26,8 @@ import structlog
 from release_kit import build_release
 
 import hub.inference
+from hub.models import holder as holder_module
+from hub.models import store as store_module
 from hub.models.holder import ModelHolder, ModelService
 from hub.models.store import ModelStore, choose_default, litert_interpreter
 from wire.keys import save_public_key
@@ -284,7 +286,11 @@ def _unrunnable_default(tmp_path: Path) -> Path:
     return default
 
 
-def test_a_model_that_fails_to_load_leaves_triage_on_news2_and_is_reported(tmp_path):
+def test_a_model_that_fails_to_load_leaves_triage_on_news2_and_is_reported(tmp_path, monkeypatch):
+    # Loggers cached by an earlier test's logging set-up (cache_logger_on_first_use) would miss
+    # capture_logs: these two modules get fresh ones, bound on first use inside the capture.
+    monkeypatch.setattr(holder_module, "log", structlog.get_logger(holder_module.__name__))
+    monkeypatch.setattr(store_module, "log", structlog.get_logger(store_module.__name__))
     choice = choose_default(package=_unrunnable_default(tmp_path))
     assert choice is not None  # the start checks cannot see it: LiteRT refuses it later
     holder = ModelHolder(choice)
