@@ -106,6 +106,11 @@ class TriageResult(_Frozen):
     complete: bool
     model_version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     input_hash: ContentHash
+    window_s: int | None = Field(default=None, ge=60, le=86_400, exclude_if=lambda v: v is None)
+    """The triage window the hub used, in seconds: vitals measured this long before the case's
+    moment counted. The cloud rebuilds the inputs with it; None (results made before the field
+    existed, body version 1) means the default hour, and is left out of the JSON so that a
+    version 1 result serialises as it always did."""
 
 
 class AuditEvent(_Frozen):
@@ -118,10 +123,15 @@ class AuditEvent(_Frozen):
     detail: dict[str, JsonValue] = Field(default_factory=dict)
 
 
-class Body(_Frozen):
-    """The plaintext of a batch: its items, in schema version 1."""
+BODY_VERSION: Literal[2] = 2
+"""The schema version hubs write. 2 added `TriageResult.window_s`; version 1 bodies (without
+it) are still read."""
 
-    v: Literal[1] = 1
+
+class Body(_Frozen):
+    """The plaintext of a batch: its items, in schema version 2 (or 1)."""
+
+    v: Literal[1, 2] = BODY_VERSION
     readings: tuple[Reading, ...] = ()
     medical_records: tuple[MedicalRecord, ...] = ()
     triage_results: tuple[TriageResult, ...] = ()
@@ -135,6 +145,8 @@ class Body(_Frozen):
         revisions = {(r.id, r.revision) for r in self.medical_records}
         if len(revisions) != len(self.medical_records):
             raise ValueError("duplicate item id and revision in medical_records")
+        if self.v == 1 and any(t.window_s is not None for t in self.triage_results):
+            raise ValueError("triage_results[].window_s is schema version 2, the body says 1")
         return self
 
     def counts(self) -> dict[str, int]:

@@ -339,14 +339,15 @@ _TRIAGE = _Table(
         ("complete", "bool"),
         ("model_version", "text"),
         ("input_hash", "text"),
+        ("window_s", "int4"),
     ),
     insert="""
         INSERT INTO triage_results (
             id, patient_id, reading_ids, computed_at, band, score, news2_score,
-            news2_subscores, complete, model_version, input_hash, hub_id, batch_id
+            news2_subscores, complete, model_version, input_hash, window_s, hub_id, batch_id
         )
         SELECT id, patient_id, reading_ids, computed_at, band, score, news2_score,
-            news2_subscores::jsonb, complete, model_version, input_hash, %(hub_id)s,
+            news2_subscores::jsonb, complete, model_version, input_hash, window_s, %(hub_id)s,
             %(batch_id)s
         FROM tecsa_load_triage
         ON CONFLICT DO NOTHING
@@ -581,6 +582,7 @@ def _triage_row(t: TriageResult) -> tuple[object, ...]:
         t.complete,
         t.model_version,
         t.input_hash,
+        t.window_s,
     )
 
 

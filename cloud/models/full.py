@@ -340,7 +340,7 @@ class ScoreReport:
 
 _PENDING = """
 SELECT t.id, t.model_version, t.band, t.input_hash, t.reading_ids, t.computed_at,
-       t.patient_id, t.hub_id, 1
+       t.patient_id, t.hub_id, 1, t.window_s
   FROM triage_results t
  WHERE NOT EXISTS (SELECT 1 FROM cloud_predictions p WHERE p.triage_id = t.id)
    AND (%(since)s::timestamptz IS NULL OR t.computed_at >= %(since)s)
@@ -363,7 +363,7 @@ WITH due AS (
     RETURNING triage_id, attempts
 )
 SELECT t.id, t.model_version, t.band, t.input_hash, t.reading_ids, t.computed_at,
-       t.patient_id, t.hub_id, due.attempts + 1
+       t.patient_id, t.hub_id, due.attempts + 1, t.window_s
   FROM due JOIN triage_results t ON t.id = due.triage_id
  ORDER BY t.computed_at, t.id
 """  # noqa: S608 - a constant, no input
@@ -425,8 +425,8 @@ def score_pending(
     `batch_size`; safe to run concurrently with itself (a result two scorers race on is stored
     once). `retry_missing` first forgets every `readings_missing`, `inputs_missing` and
     `unknown_model` verdict in the window, due or not (the operator's command). `window` is the
-    hubs' triage window (`[triage] window`). Runs on an autocommit connection; raises the
-    `cloud.db` errors (`DatabaseUnavailable`, ...).
+    triage window of results that do not say theirs (before `TriageResult.window_s`). Runs on
+    an autocommit connection; raises the `cloud.db` errors (`DatabaseUnavailable`, ...).
     """
     require_idle(conn, "score_pending")
     report = ScoreReport()
@@ -467,19 +467,18 @@ class _Context:
 
 def _contexts(
     conn: psycopg.Connection[Any],
-    moments: Mapping[tuple[str, str], list[tuple[datetime, datetime]]],
-    window: timedelta,
+    moments: Mapping[tuple[str, str], list[tuple[datetime, datetime, timedelta]]],
 ) -> dict[tuple[str, str], _Context]:
-    """Per (patient, hub): its readings and records around the given (case, computed) moments."""
+    """Per (patient, hub): its readings and records around the (case, computed, window) moments."""
     keys = sorted(moments)
     out = {key: _Context() for key in keys}
     if not keys:
         return out
     pids = [k[0] for k in keys]
     hubs = [k[1] for k in keys]
-    his = [max(at for at, _ in moments[k]) for k in keys]
-    los = [min(at for at, _ in moments[k]) - window for k in keys]
-    rcv = [max(c for _, c in moments[k]) for k in keys]
+    his = [max(at for at, _, _ in moments[k]) for k in keys]
+    los = [min(at - window for at, _, window in moments[k]) for k in keys]
+    rcv = [max(c for _, c, _ in moments[k]) for k in keys]
     params = {"pids": pids, "hubs": hubs, "lo": los, "hi": his, "rcv": rcv}
     for pid, hub, *row, received in conn.execute(
         _WINDOW_READINGS, {**params, "cap": WINDOW_READINGS_CAP}
@@ -515,7 +514,7 @@ def _score_batch(
     # The referenced readings alone first (no query more); the patient's window and records
     # only for the results they do not rebuild. A matching hash means the hub's very row.
     _rebuild_all(pending, found, {}, reasons, to_run, window=window, final=False)
-    contexts = _contexts(conn, _moments(pending, found, reasons), window)
+    contexts = _contexts(conn, _moments(pending, found, reasons, window))
     _rebuild_all(pending, found, contexts, reasons, to_run, window=window, final=True)
     out: list[dict[str, object]] = []
     for item in pending:
@@ -556,7 +555,7 @@ def _score_batch(
 
 def _row(item: Sequence[Any], now: datetime) -> dict[str, object]:
     """The `_INSERT` parameters of a pending result's prediction row, nothing known yet."""
-    triage_id, version, edge_band, _, _, computed_at, _, _, tries = item
+    triage_id, version, edge_band, _, _, computed_at, _, _, tries, _ = item
     return {
         "triage_id": triage_id,
         "version": version,
@@ -585,9 +584,12 @@ def _rebuild_all(
     window: timedelta,
     final: bool,
 ) -> None:
-    """Rebuild the results without a verdict yet; `final`: one not rebuilt is inputs_missing."""
+    """Rebuild the results without a verdict yet; `final`: one not rebuilt is inputs_missing.
+
+    `window` for the results that do not say theirs (`window_s`).
+    """
     for item in pending:
-        triage_id, version, _, edge_hash, ids, computed_at, patient_id, hub_id, _ = item
+        triage_id, version, _, edge_hash, ids, computed_at, patient_id, hub_id, _, own = item
         if triage_id in reasons:
             continue
         context = contexts.get((patient_id, hub_id), _Context())
@@ -597,7 +599,7 @@ def _rebuild_all(
                 edge_hash,
                 window_readings=[r for r, rcv in context.readings if rcv <= computed_at],
                 records=context.records,
-                window=window,
+                window=_window(own, window),
             )
         except InvalidVital:
             reasons[triage_id] = "invalid_vitals"
@@ -613,14 +615,21 @@ def _moments(
     pending: Sequence[tuple[Any, ...]],
     found: Mapping[UUID, StoredReading],
     reasons: Mapping[UUID, str],
-) -> dict[tuple[str, str], list[tuple[datetime, datetime]]]:
-    """Per (patient, hub): the (case, computed) moments of the results still to rebuild."""
-    moments: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
-    for triage_id, _, _, _, ids, computed_at, patient_id, hub_id, _ in pending:
+    window: timedelta,
+) -> dict[tuple[str, str], list[tuple[datetime, datetime, timedelta]]]:
+    """Per (patient, hub): the (case, computed, window) moments of the results to rebuild."""
+    moments: dict[tuple[str, str], list[tuple[datetime, datetime, timedelta]]] = {}
+    for triage_id, _, _, _, ids, computed_at, patient_id, hub_id, _, own in pending:
         if triage_id not in reasons and patient_id is not None:
             at = max(found[rid].measured_at for rid in ids)
-            moments.setdefault((patient_id, hub_id), []).append((at, computed_at))
+            moment = (at, computed_at, _window(own, window))
+            moments.setdefault((patient_id, hub_id), []).append(moment)
     return moments
+
+
+def _window(window_s: int | None, default: timedelta) -> timedelta:
+    """A result's own triage window (`TriageResult.window_s`), or `default` when it has none."""
+    return default if window_s is None else timedelta(seconds=window_s)
 
 
 def _unscorable(

@@ -722,12 +722,12 @@ class TriageEngine:
                 self._case_failed(item.case.patient_id, list(item.new_ids), exc)
         return results
 
-    @staticmethod
     def _triage(
-        planned: list[_Planned], model: TriageModel | None, now: datetime
+        self, planned: list[_Planned], model: TriageModel | None, now: datetime
     ) -> list[TriageResult]:
         ids = [_result_id(p, model) for p in planned]
-        return triage([p.case for p in planned], model, now=now, ids=ids)
+        window_s = int(self.config.window.total_seconds())
+        return triage([p.case for p in planned], model, now=now, ids=ids, window_s=window_s)
 
     # --- bookkeeping -------------------------------------------------------------------------
 

@@ -53,8 +53,11 @@ def triage(
     *,
     now: datetime,
     ids: Sequence[UUID],
+    window_s: int | None = None,
 ) -> list[TriageResult]:
     """One result per case, the model run once over the whole batch.
+
+    `window_s` is the window the cases' vitals were gathered over (recorded in each result).
 
     Raises `wire.news2.InvalidVital` if a case holds an impossible value (check vitals before
     batching them; `hub.inference.vitals.gather` only passes chart-unit values through).
@@ -81,6 +84,7 @@ def triage(
                 complete=scored.complete,
                 model_version=model.version if model is not None else NEWS2_ONLY,
                 input_hash=input_hash(row),
+                window_s=window_s,
             )
         )
     return results

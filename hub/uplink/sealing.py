@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import PrivateAttr
 
 from wire.envelope import NONCE_LEN, Priority, seal
-from wire.items import Body
+from wire.items import BODY_VERSION, Body
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from wire.envelope import Limits
 
-_BODY_HEAD = '{"v":1,"readings":['
+_BODY_HEAD = f'{{"v":{BODY_VERSION},"readings":['
 _BODY_TAIL = '],"medical_records":[],"triage_results":[],"audit_events":[]}'
 _RECORDS = '],"medical_records":['
 _TRIAGE = '],"triage_results":['

@@ -6,10 +6,12 @@ import json
 import random
 import struct
 import tracemalloc
+from uuid import uuid4
 
 import pytest
 import zstandard
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from pydantic import ValidationError
 from wire_support import NOW, header_fields, seal_raw
 
 from wire import (
@@ -215,7 +217,7 @@ def test_counts_that_lie_are_refused(hub_key, cloud_key):
     ("body", "reason"),
     [
         (b"not json", "body does not match"),
-        (b'{"v":2}', "body does not match"),
+        (b'{"v":3}', "body does not match"),
         (b'{"v":1,"readings":[{"id":"x"}]}', "readings.0"),
         (b'{"v":1,"surprise":[]}', "surprise"),
     ],
@@ -312,3 +314,26 @@ def test_seal_checks_the_nonce_length(hub_key, cloud_key):
 def test_empty_body_round_trips(hub_key, cloud_key):
     sealed = _seal(Body(), hub_key, cloud_key)
     assert open_sealed(sealed, hub_key=hub_key.public_key(), cloud_keys=cloud_key).body == Body()
+
+
+def test_window_s_needs_body_version_2():
+    """A version 1 body is still read, but one carrying v2's `window_s` is refused."""
+    result = {
+        "id": str(uuid4()),
+        "patient_id": "pat-1",
+        "reading_ids": [],
+        "computed_at": "2026-11-28T12:00:00Z",
+        "band": "low",
+        "score": 0.1,
+        "news2_score": 0,
+        "news2_subscores": {},
+        "complete": False,
+        "model_version": "triage-v1",
+        "input_hash": "sha256:" + "0" * 64,
+    }
+    v1 = Body.model_validate({"v": 1, "triage_results": [result]})
+    assert v1.triage_results[0].window_s is None
+    v2 = Body.model_validate({"v": 2, "triage_results": [result | {"window_s": 7200}]})
+    assert v2.triage_results[0].window_s == 7200
+    with pytest.raises(ValidationError, match="schema version 2"):
+        Body.model_validate({"v": 1, "triage_results": [result | {"window_s": 7200}]})

@@ -13,6 +13,7 @@ import pytest
 from agreement_support import (
     T0,
     HubTriage,
+    Patient,
     header_for,
     hub_body,
     make_patient,
@@ -36,7 +37,7 @@ from cloud.models.full import (
 from hub.inference import vitals as hub_vitals
 from wire import Body, RiskBand
 from wire.samples import sample_batch_id
-from wire.triage_features import extract_with_news2, input_hash
+from wire.triage_features import TimedVitals, extract_with_news2, input_hash
 
 HUB_ID = "hub-agree-01"
 HUB_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
@@ -368,3 +369,69 @@ def test_the_window_readings_the_hub_held_are_found_without_being_referenced(con
 
     assert (report.scored, report.agreed, report.not_scorable) == (30, 30, {})
     assert all(row[6] for row in predictions(conn))
+
+
+def _two_hour_patients(rng: random.Random, n: int, hub_triage: HubTriage, *, window_s) -> Body:
+    """Patients with one more reading 100 minutes before their newest: inside a 2-hour window
+    only. The hub (`window_s` = 7200) triaged with it; the result lists the newest reading only,
+    so the cloud must find the early one through the window it rebuilds with."""
+    patients, early_readings = [], []
+    for k in range(n):
+        patient = make_patient(rng, k)
+        newest = max(patient.readings, key=lambda r: r.measured_at)
+        early = newest.model_copy(
+            update={
+                "id": UUID(int=rng.getrandbits(128), version=4),
+                "measured_at": newest.measured_at - timedelta(minutes=100),
+                "received_at": newest.measured_at - timedelta(minutes=99),
+                "components": {
+                    name: c.model_copy(update={"value": round(c.value * 0.9, 1)})
+                    for name, c in newest.components.items()
+                },
+            }
+        )
+        vitals = hub_vitals.gather([early], at=early.measured_at, window=timedelta(seconds=1))
+        timed = TimedVitals(early.measured_at, vitals.vitals)
+        patients.append(
+            Patient(
+                patient.patient_id,
+                (*patient.readings, early),
+                (*patient.series, timed),
+            )
+        )
+        early_readings.append(early)
+    results = [
+        result.model_copy(
+            update={
+                "reading_ids": (max(p.readings, key=lambda r: r.measured_at).id,),
+                "window_s": window_s,
+            }
+        )
+        for p, result in zip(patients, hub_triage.results(patients, rng), strict=True)
+    ]
+    readings = tuple(r for p in patients for r in p.readings)
+    return Body(readings=readings, triage_results=tuple(results))
+
+
+def test_a_result_is_rebuilt_with_the_window_its_hub_used(conn, hub_triage):
+    """A hub configured with a 2-hour window says so in each result (`window_s`): the cloud
+    rebuilds its inputs over those two hours, not over the default hour."""
+    body = _two_hour_patients(random.Random(31), 20, hub_triage, window_s=7200)
+    store(conn, body)
+
+    report = score_pending(conn, ModelShelf(), now=NOW)
+
+    assert (report.scored, report.agreed, report.not_scorable) == (20, 20, {})
+    assert all(row[6] for row in predictions(conn))  # input_match: the hub's very rows
+
+
+def test_without_window_s_the_default_hour_is_assumed(conn, hub_triage):
+    """The same results without `window_s` (a hub from before it) are rebuilt over the default
+    hour: the early reading is left out, the inputs do not match, nothing is scored wrongly."""
+    body = _two_hour_patients(random.Random(31), 20, hub_triage, window_s=None)
+    store(conn, body)
+
+    report = score_pending(conn, ModelShelf(), now=NOW)
+
+    assert report.scored == 0
+    assert report.not_scorable == {"inputs_missing": 20}

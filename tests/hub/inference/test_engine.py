@@ -335,3 +335,16 @@ async def test_readings_stored_after_an_empty_pass_are_still_triaged(buffer, mod
     await _store(buffer, later)
     assert await engine.drain() == 3
     assert _covered(buffer, later).keys() == {r.id for r in later}
+
+
+@pytest.mark.parametrize("minutes", [60, 120])
+async def test_each_result_says_the_window_it_was_triaged_over(buffer, model, tmp_path, minutes):
+    config = EngineConfig(window=timedelta(minutes=minutes))
+    engine = TriageEngine(
+        buffer, tmp_path / "buffer.sqlite3", lambda: model, config, clock=lambda: NOW
+    )
+    await _store(buffer, _normal("pat-w"))
+    await engine.drain()
+    results = buffer.recent_triage(patient_id="pat-w")
+    assert results
+    assert {r.window_s for r in results} == {minutes * 60}

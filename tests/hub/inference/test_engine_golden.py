@@ -6,7 +6,8 @@ readings hours apart (several windows), observations with wrong types, an SpO2 s
 prescription and one impossible value. It goes in three waves with a small batch size, so batch
 boundaries and passes over already triaged windows both count. The expected results were taken
 from the engine before it was made faster (`tests/hub/inference/data/engine_golden.jsonl`): any
-change to ids, bands, scores, covered readings or input hashes fails here.
+change to ids, bands, scores, covered readings or input hashes fails here. (Regenerated once,
+when results gained `window_s`: every line identical but for that field.)
 
 Regenerate (only for an intended change of behaviour):
     TECSA_REGEN_GOLDEN=1 .venv/bin/pytest tests/hub/inference/test_engine_golden.py
