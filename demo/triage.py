@@ -25,10 +25,12 @@ SELECT count(*) FROM readings AS r
    AND NOT EXISTS (SELECT 1 FROM triage_readings AS t WHERE t.reading_id = r.id)
 """
 _CLOUD_RESULTS = """
-SELECT t.id::text, p.status
+SELECT t.id::text, CASE WHEN p.retry_at IS NULL THEN p.status END
   FROM triage_results AS t LEFT JOIN cloud_predictions AS p ON p.triage_id = t.id
  WHERE t.hub_id = %s
 """
+"""Each result of the hub in the cloud and its verdict; a verdict the scorer will retry (its
+inputs had not all arrived) is not final yet: null, as no verdict."""
 _AGREEMENT = """
 SELECT p.model_version,
        count(*) FILTER (WHERE p.status = 'scored'),

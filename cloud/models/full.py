@@ -370,6 +370,12 @@ SELECT t.id, t.model_version, t.band, t.input_hash, t.reading_ids, t.computed_at
 _READINGS = """
 SELECT id, measured_at, kind, components FROM readings WHERE id = ANY(%(ids)s)
 """
+# Counted before anything else of a batch is read: inputs that arrive while the batch is scored
+# make the next count differ, so the verdict is retried then (counted at the verdict's insert,
+# they would already be in the count although the verdict was made without them).
+_SEEN = f"""
+SELECT t.id, {_INPUTS_SEEN} FROM triage_results t WHERE t.id = ANY(%(ids)s)
+"""  # noqa: S608 - a constant, no input
 _WINDOW_READINGS = """
 SELECT w.pid, w.hub, r.id, r.measured_at, r.kind, r.components, r.received_at
   FROM unnest(%(pids)s::text[], %(hubs)s::text[], %(lo)s::timestamptz[],
@@ -388,17 +394,17 @@ SELECT w.pid, w.hub, m.updated_at, m.payload
      WHERE patient_id = w.pid AND updated_at <= w.hi AND hub_id = w.hub
      ORDER BY updated_at DESC LIMIT %(cap)s) m ON true
 """
-_INSERT = f"""
+_INSERT = """
 INSERT INTO cloud_predictions (triage_id, model_version, computed_at, status, reason,
     cloud_probability, cloud_band, edge_band, agree, input_match, cloud_input_hash, scored_at,
     attempts, retry_at, inputs_seen)
 SELECT %(triage_id)s, %(version)s, %(computed_at)s, %(status)s, %(reason)s, %(probability)s,
        %(cloud_band)s, %(edge_band)s, %(agree)s, %(input_match)s, %(hash)s, %(now)s,
        %(attempts)s, %(retry_at)s::timestamptz,
-       CASE WHEN %(retry_at)s::timestamptz IS NULL THEN NULL ELSE {_INPUTS_SEEN} END
+       CASE WHEN %(retry_at)s::timestamptz IS NULL THEN NULL ELSE %(inputs_seen)s::bigint END
   FROM triage_results t WHERE t.id = %(triage_id)s
 ON CONFLICT (triage_id) DO NOTHING
-"""  # noqa: S608 - a constant, no input
+"""
 _FORGET_MISSING = """
 DELETE FROM cloud_predictions
  WHERE status = 'not_scorable'
@@ -500,6 +506,7 @@ def _score_batch(
     report: ScoreReport,
     window: timedelta,
 ) -> list[dict[str, object]]:
+    seen = dict(conn.execute(_SEEN, {"ids": [item[0] for item in pending]}).fetchall())
     wanted = sorted({rid for item in pending for rid in item[4]}, key=str)
     found = {
         r[0]: StoredReading(r[0], r[1], r[2], r[3])
@@ -528,6 +535,7 @@ def _score_batch(
                     "status": "not_scorable",
                     "reason": reason,
                     "retry_at": retry_at(reason, tries, now),
+                    "inputs_seen": seen.get(item[0]),
                 }
             )
     for version, group in to_run.items():
@@ -571,6 +579,7 @@ def _row(item: Sequence[Any], now: datetime) -> dict[str, object]:
         "now": now,
         "attempts": tries,
         "retry_at": None,
+        "inputs_seen": None,
     }
 
 

@@ -435,3 +435,43 @@ def test_without_window_s_the_default_hour_is_assumed(conn, hub_triage):
 
     assert report.scored == 0
     assert report.not_scorable == {"inputs_missing": 20}
+
+
+class _ArrivesMidBatch:
+    """A connection on which `hook` runs once, right after the scorer read a batch's readings:
+    inputs that reach the cloud while a batch is being scored."""
+
+    def __init__(self, conn, hook) -> None:
+        self._conn, self._hook = conn, hook
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+    def execute(self, query, *args, **kwargs):
+        cursor = self._conn.execute(query, *args, **kwargs)
+        if query is full._READINGS and self._hook is not None:
+            hook, self._hook = self._hook, None
+            hook()
+        return cursor
+
+
+def test_inputs_arriving_while_a_batch_is_scored_get_the_verdict_retried(conn, db, hub_triage):
+    """The verdict says what the scorer saw: a reading stored between the scorer's read and its
+    verdict makes the next run retry (it would wait for `retry_at` were it counted as seen)."""
+    rng = random.Random(25)
+    patient = make_patient(rng, 9)
+    (result,) = hub_triage.results([patient], rng)
+    missing = patient.readings[0]
+    store(conn, Body(readings=patient.readings[1:], triage_results=(result,)))
+    first = score_pending(conn, ModelShelf(), now=NOW)  # readings_missing, due again at once
+
+    def arrives() -> None:
+        with connect(db) as other:
+            store(other, Body(readings=(missing,)), seq=2)
+
+    second = score_pending(_ArrivesMidBatch(conn, arrives), ModelShelf(), now=NOW)
+    third = score_pending(conn, ModelShelf(), now=NOW)  # not due: retried for the new input
+
+    assert first.not_scorable == {"readings_missing": 1}
+    assert (second.retried, second.not_scorable) == (1, {"readings_missing": 1})
+    assert (third.retried, third.scored, third.agreed) == (1, 1, 1)
