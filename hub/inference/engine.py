@@ -323,7 +323,8 @@ class TriageEngine:
         try:
             while not stop.is_set():
                 try:
-                    while await self.run_once() and not stop.is_set():
+                    # a pass that took less than a full batch examined every reading stored
+                    while await self.run_once() >= self.config.batch_size and not stop.is_set():
                         pass
                 except Exception as exc:  # noqa: BLE001 - the loop must outlive any one pass
                     log.error("triage_pass_failed", error=repr(exc))
@@ -359,11 +360,16 @@ class TriageEngine:
         return sum(len(held) for held in self._held.values())
 
     async def drain(self) -> int:
-        """Pass after pass until no new reading is left; returns how many were taken."""
+        """Pass after pass until no new reading is left; returns how many were taken.
+
+        A pass that took less than a full batch examined every reading stored before it began.
+        """
         total = 0
-        while taken := await self.run_once():
+        while True:
+            taken = await self.run_once()
             total += taken
-        return total
+            if taken < self.config.batch_size:
+                return total
 
     def close(self) -> None:
         """Close the engine's read-only connection (reopened if the engine runs again)."""
