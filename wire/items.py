@@ -111,6 +111,11 @@ class TriageResult(_Frozen):
     moment counted. The cloud rebuilds the inputs with it; None (results made before the field
     existed, body version 1) means the default hour, and is left out of the JSON so that a
     version 1 result serialises as it always did."""
+    at: AwareDatetime | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The case's moment: vitals measured in (at - window, at] and records updated up to `at`
+    counted. The newest of the new readings' times, or, for a result an agent's record caused,
+    the record's time (or the patient's newest reading, if later). None (body version 1): the
+    newest of `reading_ids`' measured times."""
 
 
 class AuditEvent(_Frozen):
@@ -145,8 +150,10 @@ class Body(_Frozen):
         revisions = {(r.id, r.revision) for r in self.medical_records}
         if len(revisions) != len(self.medical_records):
             raise ValueError("duplicate item id and revision in medical_records")
-        if self.v == 1 and any(t.window_s is not None for t in self.triage_results):
-            raise ValueError("triage_results[].window_s is schema version 2, the body says 1")
+        if self.v == 1 and any(
+            t.window_s is not None or t.at is not None for t in self.triage_results
+        ):
+            raise ValueError("triage_results[] window_s and at are schema version 2, not 1")
         return self
 
     def counts(self) -> dict[str, int]:

@@ -340,15 +340,16 @@ _TRIAGE = _Table(
         ("model_version", "text"),
         ("input_hash", "text"),
         ("window_s", "int4"),
+        ("at", "timestamptz"),
     ),
     insert="""
         INSERT INTO triage_results (
             id, patient_id, reading_ids, computed_at, band, score, news2_score,
-            news2_subscores, complete, model_version, input_hash, window_s, hub_id, batch_id
+            news2_subscores, complete, model_version, input_hash, window_s, at, hub_id, batch_id
         )
         SELECT id, patient_id, reading_ids, computed_at, band, score, news2_score,
-            news2_subscores::jsonb, complete, model_version, input_hash, window_s, %(hub_id)s,
-            %(batch_id)s
+            news2_subscores::jsonb, complete, model_version, input_hash, window_s, at,
+            %(hub_id)s, %(batch_id)s
         FROM tecsa_load_triage
         ON CONFLICT DO NOTHING
     """,
@@ -583,6 +584,7 @@ def _triage_row(t: TriageResult) -> tuple[object, ...]:
         t.model_version,
         t.input_hash,
         t.window_s,
+        t.at,
     )
 
 

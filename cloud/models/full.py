@@ -282,22 +282,24 @@ def rebuild(
     window_readings: Sequence[StoredReading] = (),
     records: Sequence[StoredRecord] = (),
     window: timedelta = TRIAGE_WINDOW,
+    at: datetime | None = None,
 ) -> Rebuilt:
     """The hub's feature row: its readings, the patient's other readings and records in the window.
 
     `readings` are the ones the result references (all found), `window_readings` the patient's
     other readings the hub held at the time, `records` the patient's records (any order). The
-    case moment is the newest referenced reading. The hub's construction is tried first, then
-    those of older hubs (referenced readings alone, as a series or as the latest snapshot, no
-    observations); the one whose hash is the hub's wins. When none is, the first is returned
+    case moment is `at` (the result's, body version 2), or else the newest referenced reading.
+    The hub's construction is tried first, then those of older hubs (referenced readings alone,
+    as a series or as the latest snapshot, no observations); the one whose hash is the hub's
+    wins. When none is, the first is returned
     with `input_match` False: the cloud lacks an input the hub had. Raises `InvalidVital`.
     """
     plain = series_of(readings)
     candidates: list[tuple[Sequence[TimedVitals], float | None]] = []
     if window_readings or records:  # else the hub's series is the plain one
-        at = max(r.measured_at for r in readings)
+        moment = at or max(r.measured_at for r in readings)
         by_id = {r.id: r for r in (*window_readings, *readings)}
-        candidates.append(hub_series(by_id.values(), records, at, window))
+        candidates.append(hub_series(by_id.values(), records, moment, window))
     candidates += [(plain, None), (snapshot_of(plain), None)]
     first: Rebuilt | None = None
     for candidate, age_years in candidates:
@@ -340,7 +342,7 @@ class ScoreReport:
 
 _PENDING = """
 SELECT t.id, t.model_version, t.band, t.input_hash, t.reading_ids, t.computed_at,
-       t.patient_id, t.hub_id, 1, t.window_s
+       t.patient_id, t.hub_id, 1, t.window_s, t.at
   FROM triage_results t
  WHERE NOT EXISTS (SELECT 1 FROM cloud_predictions p WHERE p.triage_id = t.id)
    AND (%(since)s::timestamptz IS NULL OR t.computed_at >= %(since)s)
@@ -363,7 +365,7 @@ WITH due AS (
     RETURNING triage_id, attempts
 )
 SELECT t.id, t.model_version, t.band, t.input_hash, t.reading_ids, t.computed_at,
-       t.patient_id, t.hub_id, due.attempts + 1, t.window_s
+       t.patient_id, t.hub_id, due.attempts + 1, t.window_s, t.at
   FROM due JOIN triage_results t ON t.id = due.triage_id
  ORDER BY t.computed_at, t.id
 """  # noqa: S608 - a constant, no input
@@ -515,7 +517,7 @@ def _score_batch(
     reasons = {
         item[0]: reason
         for item in pending
-        if (reason := _unscorable(item[1], item[4], found, shelf)) is not None
+        if (reason := _unscorable(item[1], item[4], found, shelf, at=item[10])) is not None
     }
     to_run: dict[str, list[tuple[tuple[Any, ...], Rebuilt]]] = {}
     # The referenced readings alone first (no query more); the patient's window and records
@@ -563,7 +565,7 @@ def _score_batch(
 
 def _row(item: Sequence[Any], now: datetime) -> dict[str, object]:
     """The `_INSERT` parameters of a pending result's prediction row, nothing known yet."""
-    triage_id, version, edge_band, _, _, computed_at, _, _, tries, _ = item
+    triage_id, version, edge_band, _, _, computed_at, _, _, tries, _, _ = item
     return {
         "triage_id": triage_id,
         "version": version,
@@ -598,7 +600,7 @@ def _rebuild_all(
     `window` for the results that do not say theirs (`window_s`).
     """
     for item in pending:
-        triage_id, version, _, edge_hash, ids, computed_at, patient_id, hub_id, _, own = item
+        triage_id, version, _, edge_hash, ids, computed_at, patient_id, hub_id, _, own, at = item
         if triage_id in reasons:
             continue
         context = contexts.get((patient_id, hub_id), _Context())
@@ -609,6 +611,7 @@ def _rebuild_all(
                 window_readings=[r for r, rcv in context.readings if rcv <= computed_at],
                 records=context.records,
                 window=_window(own, window),
+                at=at,
             )
         except InvalidVital:
             reasons[triage_id] = "invalid_vitals"
@@ -628,9 +631,9 @@ def _moments(
 ) -> dict[tuple[str, str], list[tuple[datetime, datetime, timedelta]]]:
     """Per (patient, hub): the (case, computed, window) moments of the results to rebuild."""
     moments: dict[tuple[str, str], list[tuple[datetime, datetime, timedelta]]] = {}
-    for triage_id, _, _, _, ids, computed_at, patient_id, hub_id, _, own in pending:
+    for triage_id, _, _, _, ids, computed_at, patient_id, hub_id, _, own, said in pending:
         if triage_id not in reasons and patient_id is not None:
-            at = max(found[rid].measured_at for rid in ids)
+            at = said or max(found[rid].measured_at for rid in ids)
             moment = (at, computed_at, _window(own, window))
             moments.setdefault((patient_id, hub_id), []).append(moment)
     return moments
@@ -646,11 +649,17 @@ def _unscorable(
     ids: Sequence[UUID],
     found: Mapping[UUID, StoredReading],
     shelf: ModelShelf,
+    *,
+    at: datetime | None = None,
 ) -> str | None:
-    """Why a triage result cannot be scored, or None."""
+    """Why a triage result cannot be scored, or None.
+
+    A result without readings is scorable when it says its moment (`at`: an agent's record
+    caused it; its inputs are the patient's records).
+    """
     if version == NEWS2_ONLY:
         return "news2_only"
-    if not ids:
+    if not ids and at is None:
         return "no_readings"
     if any(rid not in found for rid in ids):
         return "readings_missing"

@@ -336,7 +336,13 @@ _V8 = (
     "ALTER TABLE encounters ADD COLUMN opened_by TEXT",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+_V9 = (
+    # Triage looks for records received since its last look (an agent's observations are
+    # triaged when they arrive, not only with the patient's next reading).
+    "CREATE INDEX records_received ON records (received_at)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 """Migration N (1-based) takes a file from `user_version` N-1 to N."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

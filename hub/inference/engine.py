@@ -37,6 +37,13 @@ scored together at most `rescore_s` after the first of them was held. So a worse
 never late; an improvement, and the model's view of a trend, may wait. Held readings are not
 covered by a result, so after a restart the engine finds them again and scores them at once.
 
+**Agents' records are triaged when they arrive** (`_record_cases`): each pass looks at the
+records received since the last (buffer v9 indexes `received_at`). A patient whose readings are
+still being triaged waits; otherwise a record gets a case at its `updated_at` (or the patient's
+newest reading, if later) unless a result computed after it arrived is at that moment or later
+(`_covered`). Its result id adds the record's id and revision, so a restart, which looks at the
+records of the last `lookback` again, scores nothing twice.
+
 **Observations read from records** (`MedicalRecord.payload`, any record type of the patient;
 the latest within the window wins, each key on its own):
 
@@ -96,6 +103,8 @@ own readings take the rest)."""
 _MAX_ROWS = 20_000
 """A patient's readings read for one pass at most (the oldest are taken first)."""
 _RECORDS_PER_PATIENT = 500
+_COVERING_RESULTS = 20
+"""A patient's latest results looked at for one that already took an agent's record in."""
 _CACHED_ROWS = 30_000
 """Parsed readings kept between passes at most (~700 B each: ~21 MB, against the hub's 120 MB
 RSS budget); past it the cache starts over. 20 patients with an oximeter every 5 s fit."""
@@ -254,6 +263,20 @@ class _Planned:
     on_oxygen: bool | None
     records_seen: str
     """The latest `received_at` of the patient's records when the case was built."""
+    trigger: str = ""
+    """For a case an agent's record caused: `record:<id>:<revision>` (part of the result id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _NewRecords:
+    """A patient's records received since the engine last looked."""
+
+    updated: datetime
+    """The latest `updated_at` among them (the agent's clock)."""
+    received: str
+    """The latest `received_at` among them (as stored)."""
+    key: str
+    """`<id>:<revision>` of the one updated last."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +304,10 @@ class _Pass:
     """New readings the cadence holds back."""
     released: set[str] = field(default_factory=set)
     """Patients whose held readings this pass scored (or gave up on, logged)."""
+    records_after: str | None = None
+    """The `received_at` up to which records were looked at (None: unchanged)."""
+    records_waiting: dict[str, _NewRecords] | None = None
+    """Patients' new records left for a later pass (None: unchanged)."""
 
 
 class TriageEngine:
@@ -310,6 +337,10 @@ class TriageEngine:
         self._held: dict[str, dict[uuid.UUID, _Pending]] = {}
         self._held_since: dict[str, datetime] = {}
         """Per patient, when (engine clock) the oldest reading held now was held."""
+        self._records_after: str | None = None
+        """Records received up to this `received_at` were looked at (None: since `lookback`)."""
+        self._records_waiting: dict[str, _NewRecords] = {}
+        """New records of patients whose readings are still being triaged (`_record_cases`)."""
         self._wake = asyncio.Event()
         self.stats = EngineStats()
 
@@ -389,12 +420,18 @@ class TriageEngine:
         pending, examined = self._pending()
         work = _Pass(pending, examined)
         now = self._clock()
+        fresh, work.records_after = self._new_records(now)
+        records = dict(self._records_waiting)
+        for patient_id, new in fresh.items():
+            old = records.get(patient_id)
+            records[patient_id] = new if old is None else _merged(old, new)
         rescore = timedelta(seconds=self.config.rescore_s)
         due = {patient for patient, since in self._held_since.items() if now - since >= rescore}
-        if not pending and not due:
+        due |= records.keys() & self._held.keys()  # a record may change what they show
+        if not pending and not due and not records:
             return work
         model = self._model()  # once per batch: a swap takes effect on the next batch
-        self._compute(work, due, model)
+        self._compute(work, due, model, records)
         return work
 
     def _apply(self, work: _Pass) -> None:
@@ -403,6 +440,10 @@ class TriageEngine:
             self._held.pop(patient_id, None)
             self._held_since.pop(patient_id, None)
         self._last.update(work.scored)
+        if work.records_after is not None:
+            self._records_after = work.records_after
+        if work.records_waiting is not None:
+            self._records_waiting = work.records_waiting
         if work.held:
             self.stats.held += len(work.held)
             now = self._clock()
@@ -439,6 +480,73 @@ class TriageEngine:
         ]
         full = len(pending) == self.config.batch_size
         return pending, pending[-1].seq if full else int(top)
+
+    def _new_records(self, now: datetime) -> tuple[dict[str, _NewRecords], str | None]:
+        """Per patient, the records received since the last look; and the new high-water mark."""
+        after = self._records_after or to_db_time(now - self.config.lookback)
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT patient_id, id, revision, updated_at, received_at FROM records"
+                " INDEXED BY records_received WHERE received_at > ? ORDER BY received_at",
+                (after,),
+            )
+            .fetchall()
+        )
+        out: dict[str, _NewRecords] = {}
+        for patient_id, rid, revision, updated, received in rows:
+            when = datetime.fromisoformat(updated)
+            seen = out.get(patient_id)
+            if seen is None or when > seen.updated:
+                out[patient_id] = _NewRecords(when, received, f"{rid}:{revision}")
+            else:
+                out[patient_id] = replace(seen, received=received)
+        return out, (rows[-1][4] if rows else None)
+
+    def _record_case(self, patient_id: str, new: _NewRecords) -> _Planned | None:
+        """The case an agent's record causes, or None when a result already saw the record.
+
+        Its moment is the record's time, or the patient's newest reading if later (a result
+        must never show an older moment than the readings already in). None when the patient's
+        latest stored result (computed after the record arrived) is at that moment or later,
+        when the record is a window or more older than it, or when there is nothing to score
+        (no observation, no reading in the window).
+        """
+        window = self.config.window
+        listed = self._readings(patient_id, new.updated - window, set())
+        newest = max((r.when for r in listed.rows), default=new.updated)
+        at = max(new.updated, newest)
+        if at - window >= new.updated:
+            return None
+        if self._covered(patient_id, at, new.received):
+            return None
+        records = self._records(patient_id)
+        seen = self._records_seen(patient_id)
+        planned = self._case(
+            patient_id, [], listed.index, records, at, records_seen=seen, trigger=new.key
+        )
+        return planned if planned.case.series else None
+
+    def _covered(self, patient_id: str, at: datetime, received: str) -> bool:
+        """Whether a stored result of the patient is at `at` or later and saw the new record.
+
+        One saw it when it was computed after the record was received at `received` (the
+        engine's clock is the hub's): among the latest results so computed, one is enough.
+        """
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT json FROM triage WHERE patient_id = ? AND computed_at >= ?"
+                " ORDER BY computed_at DESC LIMIT ?",
+                (patient_id, received, _COVERING_RESULTS),
+            )
+            .fetchall()
+        )
+        for (text,) in rows:
+            moment = TriageResult.model_validate_json(text).at
+            if moment is not None and moment >= at:
+                return True
+        return False
 
     def _records_seen(self, patient_id: str) -> str:
         """The latest time the hub received a record of the patient ('' when none)."""
@@ -555,7 +663,13 @@ class TriageEngine:
 
     # --- building and scoring cases (worker thread) -----------------------------------------
 
-    def _compute(self, work: _Pass, due: set[str], model: TriageModel | None) -> None:
+    def _compute(
+        self,
+        work: _Pass,
+        due: set[str],
+        model: TriageModel | None,
+        records: dict[str, _NewRecords],
+    ) -> None:
         by_patient: dict[str, list[_Pending]] = {patient_id: [] for patient_id in due}
         for p in work.pending:
             by_patient.setdefault(p.patient_id, []).append(p)
@@ -575,6 +689,7 @@ class TriageEngine:
             else:
                 planned += plan
                 work.released.add(patient_id)
+        planned += self._record_cases(work, planned, records)
         work.results = self._score(planned, model)
         by_id = {result.id: result for result in work.results}
         for item in planned:  # the model's result, or NEWS2's if the model failed
@@ -590,6 +705,48 @@ class TriageEngine:
                     item.records_seen,
                     result.model_version,
                 )
+
+    def _record_cases(
+        self, work: _Pass, planned: Sequence[_Planned], records: dict[str, _NewRecords]
+    ) -> list[_Planned]:
+        """The cases the agent's new records cause (`_record_case`), after the readings' own.
+
+        A patient with readings no result covers yet (or scored in this very pass) waits: its
+        readings go first, and their results may already take the record in.
+        """
+        out: list[_Planned] = []
+        waiting: dict[str, _NewRecords] = {}
+        busy = {p.case.patient_id for p in planned}
+        for patient_id, new in records.items():
+            if patient_id in self._held and patient_id not in work.released:
+                continue  # its held readings failed above (logged): left for a restart
+            if patient_id in busy or self._untriaged(patient_id):
+                waiting[patient_id] = new
+                continue
+            try:
+                case = self._record_case(patient_id, new)
+            except Exception as exc:  # noqa: BLE001 - one patient's data never stops the others
+                self._case_failed(patient_id, [], exc)
+                continue
+            if case is not None:
+                out.append(case)
+        work.records_waiting = waiting
+        return out
+
+    def _untriaged(self, patient_id: str) -> bool:
+        """Whether the patient has readings (within `lookback`) no stored result covers."""
+        since = to_db_time(self._clock() - self.config.lookback)
+        row = (
+            self._reader()
+            .execute(
+                "SELECT 1 FROM reading_rows AS r INDEXED BY readings_patient"
+                " WHERE r.patient_id = ? AND r.received_at > ? AND NOT EXISTS"
+                " (SELECT 1 FROM triage_readings AS x WHERE x.reading_id = r.id) LIMIT 1",
+                (patient_id, since),
+            )
+            .fetchone()
+        )
+        return row is not None
 
     def _plan(
         self,
@@ -677,6 +834,7 @@ class TriageEngine:
         at: datetime,
         *,
         records_seen: str,
+        trigger: str = "",
     ) -> _Planned:
         ends, used = index.ends(at - self.config.window, at)
         observed, scale, age = self._observations(records, at)
@@ -687,8 +845,8 @@ class TriageEngine:
             series = [TimedVitals(e.at, replace(e.vitals, spo2_scale=scale)) for e in series]
         new_ids = tuple(sorted({r.id for r in new}, key=str))
         reading_ids = tuple(sorted(set(new_ids) | set(used), key=str))
-        case = Case(tuple(series), age, patient_id, reading_ids)
-        return _Planned(case, new_ids, at, scale, on_oxygen, records_seen)
+        case = Case(tuple(series), age, patient_id, reading_ids, at)
+        return _Planned(case, new_ids, at, scale, on_oxygen, records_seen, trigger)
 
     def _observations(
         self, records: list[MedicalRecord], at: datetime
@@ -777,16 +935,27 @@ class TriageEngine:
 
 
 def result_id(
-    patient_id: str, new_reading_ids: Sequence[uuid.UUID], model_version: str
+    patient_id: str, new_reading_ids: Sequence[uuid.UUID], model_version: str, trigger: str = ""
 ) -> uuid.UUID:
-    """The deterministic id of a result: UUIDv5 of the patient, new readings and model version."""
+    """The deterministic id of a result: UUIDv5 of the patient, new readings and model version.
+
+    A case an agent's record caused adds `trigger` (`record:<id>:<revision>`) on a line of its
+    own; readings' cases keep the id they always had.
+    """
     readings = ",".join(sorted(str(r) for r in new_reading_ids))
-    return uuid.uuid5(TRIAGE_NAMESPACE, f"{patient_id}\n{readings}\n{model_version}")
+    name = f"{patient_id}\n{readings}\n{model_version}"
+    return uuid.uuid5(TRIAGE_NAMESPACE, f"{name}\nrecord:{trigger}" if trigger else name)
+
+
+def _merged(old: _NewRecords, new: _NewRecords) -> _NewRecords:
+    """Two looks at a patient's new records as one: the later record, the later arrival."""
+    latest = new if new.updated >= old.updated else old
+    return replace(latest, received=max(old.received, new.received))
 
 
 def _result_id(planned: _Planned, model: TriageModel | None) -> uuid.UUID:
     version = model.version if model is not None else NEWS2_ONLY
-    return result_id(planned.case.patient_id or "", planned.new_ids, version)
+    return result_id(planned.case.patient_id or "", planned.new_ids, version, planned.trigger)
 
 
 @functools.lru_cache(maxsize=4096)

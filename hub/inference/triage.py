@@ -40,6 +40,8 @@ class Case:
     age_years: float | None = None
     patient_id: str | None = None
     reading_ids: tuple[UUID, ...] = ()
+    at: datetime | None = None
+    """The case's moment (recorded in the result)."""
 
 
 def combine(news2: News2, model_band: RiskBand | None) -> RiskBand:
@@ -85,6 +87,7 @@ def triage(
                 model_version=model.version if model is not None else NEWS2_ONLY,
                 input_hash=input_hash(row),
                 window_s=window_s,
+                at=case.at,
             )
         )
     return results

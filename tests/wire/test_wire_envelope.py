@@ -316,8 +316,8 @@ def test_empty_body_round_trips(hub_key, cloud_key):
     assert open_sealed(sealed, hub_key=hub_key.public_key(), cloud_keys=cloud_key).body == Body()
 
 
-def test_window_s_needs_body_version_2():
-    """A version 1 body is still read, but one carrying v2's `window_s` is refused."""
+def test_window_s_and_at_need_body_version_2():
+    """A version 1 body is still read, but one carrying v2's `window_s` or `at` is refused."""
     result = {
         "id": str(uuid4()),
         "patient_id": "pat-1",
@@ -337,3 +337,5 @@ def test_window_s_needs_body_version_2():
     assert v2.triage_results[0].window_s == 7200
     with pytest.raises(ValidationError, match="schema version 2"):
         Body.model_validate({"v": 1, "triage_results": [result | {"window_s": 7200}]})
+    with pytest.raises(ValidationError, match="schema version 2"):
+        Body.model_validate({"v": 1, "triage_results": [result | {"at": "2026-11-28T12:00:00Z"}]})

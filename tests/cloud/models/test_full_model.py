@@ -475,3 +475,73 @@ def test_inputs_arriving_while_a_batch_is_scored_get_the_verdict_retried(conn, d
     assert first.not_scorable == {"readings_missing": 1}
     assert (second.retried, second.not_scorable) == (1, {"readings_missing": 1})
     assert (third.retried, third.scored, third.agreed) == (1, 1, 1)
+
+
+async def test_results_an_agents_record_caused_are_rebuilt_at_their_moment(conn, tmp_path):
+    """The hub's own engine triages readings, then a record written after them, then a record
+    of a patient without readings: the cloud rebuilds each result at the moment it says (`at`)
+    and scores all of them on the hub's very inputs."""
+    from hub.buffer import Buffer, BufferConfig  # noqa: PLC0415 - the hub side of this test
+    from hub.buffer.values import NewReading  # noqa: PLC0415
+    from hub.inference.engine import TriageEngine  # noqa: PLC0415
+    from hub.inference.runtime import load_model  # noqa: PLC0415
+    from wire import Component, MedicalRecord, Reading  # noqa: PLC0415
+    from wire.canonical import content_hash  # noqa: PLC0415
+
+    at = T0 - timedelta(minutes=20)
+    danger = {"observations": {"resp_rate": 27, "consciousness": "V", "on_oxygen": False}}
+
+    def record(patient: str, when) -> MedicalRecord:
+        return MedicalRecord(
+            id=UUID(int=random.Random(patient).getrandbits(128), version=4),
+            revision=1,
+            updated_at=when,
+            patient_id=patient,
+            agent_id="agent-1",
+            type="visit",
+            payload=danger,
+            content_hash=content_hash(danger),
+        )
+
+    readings = [
+        Reading(
+            id=UUID(int=random.Random(n).getrandbits(128), version=4),
+            device_id="cuff-1",
+            kind="blood_pressure",
+            components={
+                "systolic": Component(value=118 + n, unit="mm[Hg]"),
+                "pulse": Component(value=80 + n, unit="/min"),
+            },
+            measured_at=at + timedelta(minutes=n),
+            received_at=at + timedelta(minutes=n, seconds=2),
+            patient_id="pat-rec-1",
+        )
+        for n in range(3)
+    ]
+    records = [record("pat-rec-1", at + timedelta(minutes=5)), record("pat-rec-2", at)]
+    path = tmp_path / "hub.sqlite3"
+    model = load_model(full.ARTIFACTS_DIR / "triage-v1")
+    async with Buffer.open(BufferConfig(path=path)) as buffer:
+        engine = TriageEngine(buffer, path, lambda: model, clock=lambda: T0)
+        await buffer.insert_many([NewReading(r, f"k-{r.id}") for r in readings])
+        await engine.drain()
+        await buffer.sync_records(records, T0)  # the records reach the hub after the readings
+        await engine.drain()
+        engine.close()
+        results = buffer.recent_triage(limit=100)
+    by_moment = {r.at for r in results}
+    assert {at + timedelta(minutes=2), at + timedelta(minutes=5), at} <= by_moment
+    assert any(r.reading_ids == () for r in results)  # the record alone
+    store(
+        conn,
+        Body(
+            readings=tuple(readings),
+            medical_records=tuple(records),
+            triage_results=tuple(results),
+        ),
+    )
+
+    report = score_pending(conn, ModelShelf(), now=NOW)
+
+    assert (report.scored, report.agreed, report.not_scorable) == (len(results), len(results), {})
+    assert all(row[6] for row in predictions(conn))  # input_match
