@@ -16,24 +16,12 @@ from structlog.testing import capture_logs
 from hub.buffer import Buffer, BufferConfig
 from hub.buffer.values import NewReading
 from hub.inference.engine import EngineConfig, TriageEngine, result_id
-from hub.inference.runtime import MANIFEST_FILE, ModelOutput, from_manifest, load_model
+from hub.inference.runtime import MANIFEST_FILE, ModelOutput, from_manifest
 from wire.canonical import content_hash
 from wire.items import Component, MedicalRecord, Reading, RiskBand
 
 MODEL_DIR = Path(__file__).parents[3] / "cloud" / "models" / "artifacts" / "triage-v1"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model(MODEL_DIR)
-
-
-@pytest.fixture
-async def buffer(tmp_path):
-    buf = Buffer.open(BufferConfig(path=tmp_path / "buffer.sqlite3"))
-    yield buf
-    await buf.aclose()
 
 
 def _reading(patient, kind, minutes_ago, **components) -> Reading:

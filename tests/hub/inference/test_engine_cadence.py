@@ -9,33 +9,22 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
-import pytest
-
-from hub.buffer import Buffer, BufferConfig
 from hub.buffer.values import NewReading
 from hub.inference.engine import EngineConfig, TriageEngine
-from hub.inference.runtime import MANIFEST_FILE, from_manifest, load_model
+from hub.inference.runtime import MANIFEST_FILE, from_manifest
 from wire.canonical import content_hash
 from wire.items import Component, MedicalRecord, Reading, RiskBand
+
+if TYPE_CHECKING:
+    from hub.buffer import Buffer
 
 MODEL_DIR = Path(__file__).parents[3] / "cloud" / "models" / "artifacts" / "triage-v1"
 START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 STEP = timedelta(seconds=5)
 CADENCE = EngineConfig(rescore_s=60)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model(MODEL_DIR)
-
-
-@pytest.fixture
-async def buffer(tmp_path):
-    buf = Buffer.open(BufferConfig(path=tmp_path / "buffer.sqlite3"))
-    yield buf
-    await buf.aclose()
 
 
 class Ward:

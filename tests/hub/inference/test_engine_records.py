@@ -10,31 +10,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
-import pytest
-
-from hub.buffer import Buffer, BufferConfig
 from hub.buffer.values import NewReading
 from hub.inference.engine import EngineConfig, TriageEngine
-from hub.inference.runtime import load_model
 from wire.canonical import content_hash
 from wire.items import Component, MedicalRecord, Reading, RiskBand
 
+if TYPE_CHECKING:
+    from hub.buffer import Buffer
+
 MODEL_DIR = Path(__file__).parents[3] / "cloud" / "models" / "artifacts" / "triage-v1"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model(MODEL_DIR)
-
-
-@pytest.fixture
-async def buffer(tmp_path):
-    buf = Buffer.open(BufferConfig(path=tmp_path / "buffer.sqlite3"))
-    yield buf
-    await buf.aclose()
 
 
 class Post:
