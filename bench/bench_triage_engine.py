@@ -95,9 +95,8 @@ async def run(patients: int, rounds: int, batch: int) -> float:
             start = time.perf_counter()
             await buffer.insert_many([NewReading(r, f"k-{r.id}") for r in readings])
             insert_s = time.perf_counter() - start
-            engine = TriageEngine(
-                buffer, path, lambda: model, EngineConfig(batch_size=batch), clock=lambda: NOW
-            )
+            config = EngineConfig(batch_size=batch, rescore_s=0)  # latency: every reading scored
+            engine = TriageEngine(buffer, path, lambda: model, config, clock=lambda: NOW)
             start = time.perf_counter()
             await engine.drain()
             taken = len(readings)  # all covered; a few as readings a neighbour's result used
@@ -138,8 +137,9 @@ async def run_stream(patients: int, period_s: float, passes: int) -> float:
             start_at = NOW - timedelta(minutes=60, seconds=-0.5)  # off the record's time
             old = [_continuous(p, start_at + n * step, rng) for n in range(history) for p in names]
             await buffer.insert_many([NewReading(r, f"k-{r.id}") for r in old])
+            every = EngineConfig(rescore_s=0)  # latency: every reading scored, none held
             engine = TriageEngine(
-                buffer, path, lambda: model, clock=lambda: NOW + timedelta(hours=1)
+                buffer, path, lambda: model, every, clock=lambda: NOW + timedelta(hours=1)
             )
             await engine.drain()  # the hour before: not timed
             spent = 0.0
