@@ -29,12 +29,12 @@ the kept windows.
 **Cadence** (`rescore_s`, 300 s by default; docs/triage.md, docs/decisions.md). A continuous
 oximeter sends a reading every few seconds; scoring each one again costs more than storing it
 and tells nobody anything new. A patient's new readings are scored on the next pass when any of
-them scores 3 in a parameter or gives a parameter more points than the patient's last result
-did (a vital appearing counts), when the agent wrote a record of the patient since, when the
-last result was high (continuous monitoring), when the model in use changed, and always for the
-patient's first readings since the engine started. Otherwise they are held, in memory, and
-scored together at most `rescore_s` after the first of them was held. So a worsening NEWS2 is
-never late; an improvement, and the model's view of a trend, may wait. Held readings are not
+them scores 3 in a parameter or gives a parameter more points than the patient's last result did
+(a vital appearing counts), when a record of the patient with observations or the age arrived,
+when the last result was high (continuous monitoring), when the model in use changed, and always
+for the patient's first readings since the engine started. Otherwise they are held, in memory,
+and scored together at most `rescore_s` after the first of them was held. So a worsening NEWS2
+is never late; an improvement, and the model's view of a trend, may wait. Held readings are not
 covered by a result, so after a restart the engine finds them again and scores them at once.
 
 **Agents' records are triaged when they arrive** (`_record_cases`): each pass looks at the
@@ -103,6 +103,11 @@ own readings take the rest)."""
 _MAX_ROWS = 20_000
 """A patient's readings read for one pass at most (the oldest are taken first)."""
 _RECORDS_PER_PATIENT = 500
+_INLINE_CASES = 4
+"""A pass with at most this many new readings, due patients and new records runs on the event
+loop: handing it to a worker thread and back costs more (~0.15 ms) than it does."""
+_RECORDS_OVERLAP = timedelta(minutes=5)
+"""How far below the last `received_at` seen each look at new records starts again."""
 _COVERING_RESULTS = 20
 """A patient's latest results looked at for one that already took an agent's record in."""
 _CACHED_ROWS = 30_000
@@ -261,8 +266,6 @@ class _Planned:
     at: datetime
     spo2_scale: int
     on_oxygen: bool | None
-    records_seen: str
-    """The latest `received_at` of the patient's records when the case was built."""
     trigger: str = ""
     """For a case an agent's record caused: `record:<id>:<revision>` (part of the result id)."""
 
@@ -288,7 +291,6 @@ class _Last:
     spo2_scale: int
     on_oxygen: bool | None
     at: datetime
-    records_seen: str
     model_version: str
 
 
@@ -305,7 +307,9 @@ class _Pass:
     released: set[str] = field(default_factory=set)
     """Patients whose held readings this pass scored (or gave up on, logged)."""
     records_after: str | None = None
-    """The `received_at` up to which records were looked at (None: unchanged)."""
+    """The `received_at` up to which records were looked at (None: none yet)."""
+    records_looked: dict[str, str] | None = None
+    """Record versions looked at within the overlap, with their `received_at`."""
     records_waiting: dict[str, _NewRecords] | None = None
     """Patients' new records left for a later pass (None: unchanged)."""
 
@@ -339,6 +343,8 @@ class TriageEngine:
         """Per patient, when (engine clock) the oldest reading held now was held."""
         self._records_after: str | None = None
         """Records received up to this `received_at` were looked at (None: since `lookback`)."""
+        self._records_looked: dict[str, str] = {}
+        """`<id>:<revision>:<hash>` of the records looked at within the overlap below it."""
         self._records_waiting: dict[str, _NewRecords] = {}
         """New records of patients whose readings are still being triaged (`_record_cases`)."""
         self._wake = asyncio.Event()
@@ -377,7 +383,11 @@ class TriageEngine:
 
         Held readings whose time has come are scored too (they were counted when taken).
         """
-        work = await asyncio.to_thread(self._take)
+        work, due, records = self._look()  # a few indexed queries: on the loop
+        if len(work.pending) + len(due) + len(records) > _INLINE_CASES:
+            await asyncio.to_thread(self._take, work, due, records)
+        elif work.pending or due or records:  # a thread hop costs more than a small pass
+            self._take(work, due, records)
         stored = await self._buffer.add_triage(work.results) if work.results else 0
         self._after_seq = work.examined  # only once stored: a failed pass is redone
         self._apply(work)
@@ -415,12 +425,12 @@ class TriageEngine:
             self._conn = open_reader(self._path)
         return self._conn
 
-    def _take(self) -> _Pass:
-        """The next batch, the sequence examined and the batch's results (one thread hop)."""
+    def _look(self) -> tuple[_Pass, set[str], dict[str, _NewRecords]]:
+        """What the next pass has to do: new readings, patients due, agents' new records."""
         pending, examined = self._pending()
         work = _Pass(pending, examined)
         now = self._clock()
-        fresh, work.records_after = self._new_records(now)
+        fresh, work.records_after, work.records_looked = self._new_records(now)
         records = dict(self._records_waiting)
         for patient_id, new in fresh.items():
             old = records.get(patient_id)
@@ -428,11 +438,12 @@ class TriageEngine:
         rescore = timedelta(seconds=self.config.rescore_s)
         due = {patient for patient, since in self._held_since.items() if now - since >= rescore}
         due |= records.keys() & self._held.keys()  # a record may change what they show
-        if not pending and not due and not records:
-            return work
+        return work, due, records
+
+    def _take(self, work: _Pass, due: set[str], records: dict[str, _NewRecords]) -> None:
+        """Score what `_look` found into `work` (in a worker thread unless it is small)."""
         model = self._model()  # once per batch: a swap takes effect on the next batch
         self._compute(work, due, model, records)
-        return work
 
     def _apply(self, work: _Pass) -> None:
         """Remember what a stored pass scored and held back."""
@@ -442,6 +453,8 @@ class TriageEngine:
         self._last.update(work.scored)
         if work.records_after is not None:
             self._records_after = work.records_after
+        if work.records_looked is not None:
+            self._records_looked = work.records_looked
         if work.records_waiting is not None:
             self._records_waiting = work.records_waiting
         if work.held:
@@ -481,27 +494,54 @@ class TriageEngine:
         full = len(pending) == self.config.batch_size
         return pending, pending[-1].seq if full else int(top)
 
-    def _new_records(self, now: datetime) -> tuple[dict[str, _NewRecords], str | None]:
-        """Per patient, the records received since the last look; and the new high-water mark."""
-        after = self._records_after or to_db_time(now - self.config.lookback)
+    def _new_records(
+        self, now: datetime
+    ) -> tuple[dict[str, _NewRecords], str | None, dict[str, str]]:
+        """The new records that carry triage inputs (per patient), the mark and the overlap.
+
+        The mark is the latest `received_at` seen; the overlap, the record versions looked at
+        within `_RECORDS_OVERLAP` below it. Triage inputs are `payload.observations` and
+        `payload.patient.age_years`: a record without either (a household visit, a note)
+        changes no triage and costs nothing here.
+        A sync stamps `received_at` before it commits, so a record may appear below the mark
+        already seen: each look goes back by the overlap and skips the versions it looked at.
+        """
+        if self._records_after is None:
+            after = to_db_time(now - self.config.lookback)
+        else:  # again over the overlap: a record is stamped before its sync commits
+            after = to_db_time(datetime.fromisoformat(self._records_after) - _RECORDS_OVERLAP)
         rows = (
             self._reader()
             .execute(
-                "SELECT patient_id, id, revision, updated_at, received_at FROM records"
-                " INDEXED BY records_received WHERE received_at > ? ORDER BY received_at",
+                "SELECT patient_id, id, revision, content_hash, updated_at, received_at,"
+                " json_extract(json, '$.payload.observations') IS NOT NULL"
+                " OR json_extract(json, '$.payload.patient.age_years') IS NOT NULL"
+                " FROM records INDEXED BY records_received WHERE received_at > ?"
+                " ORDER BY received_at",
                 (after,),
             )
             .fetchall()
         )
         out: dict[str, _NewRecords] = {}
-        for patient_id, rid, revision, updated, received in rows:
+        looked = dict(self._records_looked)
+        for patient_id, rid, revision, digest, updated, received, triage_input in rows:
+            version = f"{rid}:{revision}:{digest}"
+            if version in looked:
+                continue
+            looked[version] = received
+            if not triage_input:  # a record without observations or age changes no triage
+                continue
             when = datetime.fromisoformat(updated)
             seen = out.get(patient_id)
             if seen is None or when > seen.updated:
                 out[patient_id] = _NewRecords(when, received, f"{rid}:{revision}")
             else:
                 out[patient_id] = replace(seen, received=received)
-        return out, (rows[-1][4] if rows else None)
+        high = max([self._records_after or "", *(row[5] for row in rows)]) or None
+        if high is not None:  # forget what the next look's overlap no longer covers
+            keep = to_db_time(datetime.fromisoformat(high) - _RECORDS_OVERLAP)
+            looked = {version: at for version, at in looked.items() if at > keep}
+        return out, high, looked
 
     def _record_case(self, patient_id: str, new: _NewRecords) -> _Planned | None:
         """The case an agent's record causes, or None when a result already saw the record.
@@ -521,10 +561,7 @@ class TriageEngine:
         if self._covered(patient_id, at, new.received):
             return None
         records = self._records(patient_id)
-        seen = self._records_seen(patient_id)
-        planned = self._case(
-            patient_id, [], listed.index, records, at, records_seen=seen, trigger=new.key
-        )
+        planned = self._case(patient_id, [], listed.index, records, at, trigger=new.key)
         return planned if planned.case.series else None
 
     def _covered(self, patient_id: str, at: datetime, received: str) -> bool:
@@ -547,18 +584,6 @@ class TriageEngine:
             if moment is not None and moment >= at:
                 return True
         return False
-
-    def _records_seen(self, patient_id: str) -> str:
-        """The latest time the hub received a record of the patient ('' when none)."""
-        (seen,) = (
-            self._reader()
-            .execute(
-                "SELECT coalesce(max(received_at), '') FROM records WHERE patient_id = ?",
-                (patient_id,),
-            )
-            .fetchone()
-        )
-        return str(seen)
 
     def _records(self, patient_id: str) -> list[MedicalRecord]:
         rows = (
@@ -677,7 +702,12 @@ class TriageEngine:
         version = model.version if model is not None else NEWS2_ONLY
         for patient_id, fresh in by_patient.items():
             items = [*self._held.get(patient_id, {}).values(), *fresh]
-            may_wait = patient_id not in due and self._may_wait(patient_id, version)
+            # a new record of the patient (observations) is as urgent as a worse reading
+            may_wait = (
+                patient_id not in due
+                and patient_id not in records
+                and self._may_wait(patient_id, version)
+            )
             try:
                 plan = self._plan(patient_id, items, {p.key for p in fresh}, may_wait=may_wait)
             except Exception as exc:  # noqa: BLE001 - one patient's data never stops the others
@@ -702,7 +732,6 @@ class TriageEngine:
                     item.spo2_scale,
                     item.on_oxygen,
                     item.at,
-                    item.records_seen,
                     result.model_version,
                 )
 
@@ -777,16 +806,13 @@ class TriageEngine:
                 "triage_readings_not_found", patient_id=patient_id, count=len(items) - len(new)
             )
         records = self._records(patient_id)
-        seen = self._records_seen(patient_id)
         planned: list[_Planned] = []
         while new:
             at = new[0].when
             chunk = [r for r in new if r.when > at - window][:MAX_NEW_PER_CASE]
             taken = {r.key for r in chunk}
             new = [r for r in new if r.key not in taken]
-            planned.append(
-                self._case(patient_id, chunk, listed.index, records, at, records_seen=seen)
-            )
+            planned.append(self._case(patient_id, chunk, listed.index, records, at))
         return planned
 
     def _may_wait(self, patient_id: str, version: str) -> bool:
@@ -806,9 +832,9 @@ class TriageEngine:
     def _can_wait(self, patient_id: str, fresh: Sequence[_Row]) -> bool:
         """Whether the fresh readings make nothing NEWS2 sees worse, so they may wait.
 
-        They may not when the agent wrote a record of the patient since the last result, or a
-        fresh reading scores 3 in a parameter, more points than the last result in one, or has
-        a vital the last result had not. Fewer points may wait: the band shown stays the higher.
+        They may not when a fresh reading scores 3 in a parameter, more points than the last
+        result in one, or has a vital the last result had not (a new record of the patient
+        makes them due in `_compute`). Fewer points may wait: the band shown stays the higher.
         """
         last = self._last[patient_id]
         for row in fresh:
@@ -823,7 +849,7 @@ class TriageEngine:
                 before = last.subscores.get(name)
                 if points == RED_SCORE or before is None or points > before:
                     return False
-        return self._records_seen(patient_id) == last.records_seen
+        return True
 
     def _case(
         self,
@@ -833,7 +859,6 @@ class TriageEngine:
         records: list[MedicalRecord],
         at: datetime,
         *,
-        records_seen: str,
         trigger: str = "",
     ) -> _Planned:
         ends, used = index.ends(at - self.config.window, at)
@@ -846,7 +871,7 @@ class TriageEngine:
         new_ids = tuple(sorted({r.id for r in new}, key=str))
         reading_ids = tuple(sorted(set(new_ids) | set(used), key=str))
         case = Case(tuple(series), age, patient_id, reading_ids, at)
-        return _Planned(case, new_ids, at, scale, on_oxygen, records_seen, trigger)
+        return _Planned(case, new_ids, at, scale, on_oxygen, trigger)
 
     def _observations(
         self, records: list[MedicalRecord], at: datetime

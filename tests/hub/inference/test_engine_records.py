@@ -174,3 +174,41 @@ async def test_held_readings_are_scored_when_a_record_of_their_patient_arrives(
     await post.engine.drain()
     latest = post.results("pat-7")[0]
     assert latest.news2_subscores["consciousness"] == 3
+
+
+async def test_records_without_triage_inputs_cost_no_case(buffer, model, tmp_path):
+    post = Post(buffer, tmp_path / "buffer.sqlite3", model)
+    await post.vitals("pat-8", 10, spo2=(97, "%"), pulse=(70, "/min"))
+    await post.engine.drain()
+    for n in range(5):
+        await post.record("pat-8", 5 - n, {"household_size": 4, "notes": f"visit {n}"})
+    await post.engine.drain()
+    assert len(post.results("pat-8")) == 1
+    assert post.engine.stats.results == 1  # none even computed for the records
+    await post.record("pat-8", 0, {"patient": {"age_years": 71}})  # the age is a model input
+    await post.engine.drain()
+    assert len(post.results("pat-8")) == 2
+
+
+async def test_a_record_stamped_before_one_already_seen_is_not_missed(buffer, model, tmp_path):
+    """Two phones sync at once: the later stamp commits first, the engine looks, then the
+    earlier one commits (its `received_at` is below what the engine has seen)."""
+    post = Post(buffer, tmp_path / "buffer.sqlite3", model)
+    await post.record("pat-9", 1, {"observations": {"resp_rate": 16}})  # received now
+    await post.engine.drain()
+    assert len(post.results("pat-9")) == 1
+    early = MedicalRecord(
+        id=uuid4(),
+        revision=1,
+        updated_at=post.now,
+        patient_id="pat-10",
+        agent_id="agent-2",
+        type="visit",
+        payload=DANGER,
+        content_hash=content_hash(DANGER),
+    )
+    await post.buffer.sync_records([early], post.now - timedelta(seconds=3))  # stamped earlier
+    await post.engine.drain()
+    assert len(post.results("pat-10")) == 1
+    await post.engine.drain()
+    assert post.engine.stats.results == 2  # each once
