@@ -204,6 +204,7 @@ def _build_api(
             end_encounter=buffer.end_encounter,
             readings_for_patient=buffer.readings_for_patient,
             triage_for_readings=buffer.triage_for_readings,
+            recent_triage=buffer.recent_triage,
         )
     )
     log.info("api_ready", port=settings.api.port, tls_fingerprint=tls.fingerprint)

@@ -66,6 +66,8 @@ ReadingsForPatient = Callable[..., list[Reading]]
 (exclusive; None: all), oldest received first, ties in insertion order."""
 TriageForReadings = Callable[[list[UUID]], Mapping[UUID, list[TriageResult]]]
 """The triage results computed from each of these readings (absent ids: none yet)."""
+RecentTriage = Callable[..., list[TriageResult]]
+"""`Buffer.recent_triage(*, limit, min_band, patient_id)`: newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,7 @@ class ApiContext:
     end_encounter: EndEncounter | None = None
     readings_for_patient: ReadingsForPatient | None = None
     triage_for_readings: TriageForReadings | None = None
+    recent_triage: RecentTriage | None = None
 
 
 class HubInfo(BaseModel):

@@ -34,6 +34,8 @@ UtcTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 MAX_READINGS = 1000
 DEFAULT_READINGS = 200
+MAX_TRIAGE = 200
+DEFAULT_TRIAGE = 20
 
 
 class ApiError(BaseModel):
@@ -94,6 +96,17 @@ class ReadingOut(BaseModel):
 
     reading: Reading
     triage: list[TriageResult]
+
+
+class TriageOut(BaseModel):
+    """A patient's latest triage results, newest first (`at`: the case's moment).
+
+    Includes the results an agent's record caused, which may list no reading at all (so they
+    never show under `GET /api/v1/readings`).
+    """
+
+    patient_id: str
+    results: list[TriageResult]
 
 
 class ReadingsOut(BaseModel):

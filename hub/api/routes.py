@@ -20,7 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hub.api.cursor import BadCursor, decode_cursor, next_cursor
 from hub.api.models import (
     DEFAULT_READINGS,
+    DEFAULT_TRIAGE,
     MAX_READINGS,
+    MAX_TRIAGE,
     ApiError,
     EncounterOut,
     NewEncounter,
@@ -29,6 +31,7 @@ from hub.api.models import (
     ReadingsOut,
     RecordOut,
     RecordVersionOut,
+    TriageOut,
 )
 from hub.buffer.errors import (
     EncounterAlreadyEnded,
@@ -39,6 +42,7 @@ from hub.buffer.errors import (
     UnknownEncounter,
 )
 from hub.buffer.values import Encounter
+from wire.items import RiskBand
 from wire.tokens import Claims, Role, RoleRefused
 
 if TYPE_CHECKING:
@@ -239,6 +243,25 @@ def _add_reading_routes(app: FastAPI, ctx: "ApiContext", readers: Callable[..., 
             readings=[ReadingOut(reading=r, triage=triage.get(r.id, [])) for r in page],
             next=following.encode() if following is not None else None,
         )
+
+    @app.get(
+        "/api/v1/triage",
+        summary="A patient's latest triage results, newest first (those of agents' records too)",
+        responses={503: ERRORS},
+    )
+    def get_triage(
+        claims: Annotated[Claims, Depends(readers)],
+        patient_id: Annotated[str, Query(min_length=1, max_length=128, pattern=IDENT_PATTERN)],
+        limit: Annotated[int, Query(ge=1, le=MAX_TRIAGE)] = DEFAULT_TRIAGE,
+        min_band: Annotated[
+            RiskBand | None, Query(description="Only results of this band or a higher one")
+        ] = None,
+    ) -> TriageOut:
+        del claims
+        if ctx.recent_triage is None:
+            raise Unsupported("this hub does not triage")
+        found = ctx.recent_triage(limit=limit, min_band=min_band, patient_id=patient_id)
+        return TriageOut(patient_id=patient_id, results=found)
 
 
 def _utc(since: datetime) -> datetime:

@@ -77,6 +77,7 @@ def hub(tmp_path):
         end_encounter=buffer.end_encounter,
         readings_for_patient=buffer.readings_for_patient,
         triage_for_readings=buffer.triage_for_readings,
+        recent_triage=buffer.recent_triage,
     )
     with TestClient(create_app(ctx)) as client:
         yield client, buffer
@@ -477,3 +478,72 @@ def test_uuid_of_the_record_path_is_canonicalised(hub):
     response = client.get(f"/api/v1/medical-records/{rid.upper()}", headers=AGENT)
     assert response.status_code == 200
     assert UUID(response.json()["id"]) == UUID(rid)
+
+
+def _triage(patient_id: str, band: RiskBand, minutes: int, reading_ids=()) -> TriageResult:
+    return TriageResult(
+        id=uuid4(),
+        patient_id=patient_id,
+        reading_ids=tuple(reading_ids),
+        computed_at=NOW + timedelta(minutes=minutes),
+        band=band,
+        score=0.5,
+        news2_score=3,
+        news2_subscores={"respiration_rate": 3},
+        complete=False,
+        model_version="news2-1",
+        input_hash=content_hash({"m": minutes}),
+        window_s=3600,
+        at=NOW + timedelta(minutes=minutes),
+    )
+
+
+async def test_a_patients_triage_newest_first_with_the_results_of_records(hub):
+    """An agent sees the triage of a record written without any device: no reading lists it."""
+    client, buffer = hub
+    (reading,) = await _store_readings(buffer, [NOW], patient=7)
+    pid = reading.patient_id
+    older = _triage(pid, RiskBand.LOW, 1, [reading.id])
+    from_record = _triage(pid, RiskBand.MEDIUM, 5)  # an agent's record alone
+    elsewhere = _triage("someone-else", RiskBand.HIGH, 6)
+    await buffer.add_triage([older, from_record, elsewhere])
+
+    response = client.get("/api/v1/triage", params={"patient_id": pid}, headers=AGENT)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["patient_id"] == pid
+    assert [r["id"] for r in body["results"]] == [str(from_record.id), str(older.id)]
+    assert body["results"][0]["reading_ids"] == []
+    assert body["results"][0]["at"] is not None
+    serious = client.get(
+        "/api/v1/triage", params={"patient_id": pid, "min_band": "medium"}, headers=AGENT
+    ).json()
+    assert [r["id"] for r in serious["results"]] == [str(from_record.id)]
+    one = client.get("/api/v1/triage", params={"patient_id": pid, "limit": 1}, headers=AGENT)
+    assert [r["id"] for r in one.json()["results"]] == [str(from_record.id)]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"patient_id": "pat 42' OR 1=1 --"},
+        {"patient_id": "pat-42", "limit": 0},
+        {"patient_id": "pat-42", "limit": 10_000},
+        {"patient_id": "pat-42", "min_band": "urgent"},
+    ],
+)
+def test_triage_refuses_bad_queries_clearly(hub, params):
+    client, _ = hub
+    response = client.get("/api/v1/triage", params=params, headers=AGENT)
+    assert (response.status_code, response.json()["error"]) == (422, "InvalidRequest")
+
+
+def test_triage_roles_and_auth(hub):
+    client, _ = hub
+    params = {"patient_id": "pat-42"}
+    assert client.get("/api/v1/triage", params=params, headers=TECHNICIAN).status_code == 403
+    assert client.get("/api/v1/triage", params=params).status_code == 401
+    assert client.get("/api/v1/triage", params=params, headers=AGENT).json() == {
+        "patient_id": "pat-42", "results": [],
+    }  # fmt: skip
