@@ -161,16 +161,7 @@ def sync_command(
     if not token:
         _fail("give the agent's token with --token or TECSA_PHONE_TOKEN")
     with Queue.open(queue_path) as queue:
-        try:
-            hub = asyncio.run(
-                find_hub(interfaces=interfaces or ["127.0.0.1"], hub_id=hub_id, within_s=timeout)
-            )
-        except OSError as exc:
-            print(f"error: cannot browse for hubs: {exc}", file=sys.stderr)
-            raise typer.Exit(EXIT_NO_HUB) from None
-        if hub is None:
-            print(f"error: {HubNotFound(f'no hub found in {timeout:g} s')}", file=sys.stderr)
-            raise typer.Exit(EXIT_NO_HUB)
+        hub = _found_hub(interfaces, hub_id, timeout)
         with HubClient(hub.host, hub.port, fingerprint=hub.fingerprint, token=token) as client:
             report = sync_queue(
                 queue, client, hub_id=hub.hub_id, policy=SyncPolicy(attempts=attempts)
@@ -180,6 +171,58 @@ def sync_command(
     if report.error is not None:
         print(f"error: {report.error}", file=sys.stderr)
         raise typer.Exit(_exit_code(report.error))
+
+
+@app.command("triage")
+def triage_command(
+    patient_id: Annotated[str, typer.Argument(help="The patient, e.g. pat-42.")],
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TECSA_PHONE_TOKEN",
+            help="The token the cloud issued to the agent (or TECSA_PHONE_TOKEN).",
+        ),
+    ] = None,
+    interfaces: InterfacesOption = None,
+    hub_id: Annotated[
+        str | None, typer.Option(help="Ask only this hub (default: the first one seen).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to look for a hub.")] = 10.0,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Results to show.")] = 5,
+    min_band: Annotated[
+        str | None,
+        typer.Option(help="Only this band and higher ones: low, low_medium, medium, high."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the hub's latest triage of a patient, newest first (after `sync`, a record's too).
+
+    The hub triages the agent's observations when a record reaches it, with the patient's
+    readings when there are some; "incomplete" means a NEWS2 parameter was missing, so the
+    band is a lower bound. Exit status: 3 the token was refused; 4 no hub found; 6 the hub's
+    certificate is not the advertised one.
+    """
+    if not token:
+        _fail("give the agent's token with --token or TECSA_PHONE_TOKEN")
+    hub = _found_hub(interfaces, hub_id, timeout)
+    try:
+        with HubClient(hub.host, hub.port, fingerprint=hub.fingerprint, token=token) as client:
+            results = client.triage(patient_id, limit=limit, min_band=min_band)
+    except PhoneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = _exit_code(exc)  # nothing is pending here: any other error is a plain failure
+        raise typer.Exit(EXIT_ERROR if code == EXIT_PENDING else code) from None
+    if as_json:
+        print(json.dumps({"hub_id": hub.hub_id, "patient_id": patient_id, "results": results}))
+        return
+    if not results:
+        print(f"no triage of {patient_id} on hub {hub.hub_id} yet")
+    for r in results:
+        complete = "" if r.get("complete") else "  (incomplete: a lower bound)"
+        print(
+            f"{r.get('at') or r.get('computed_at')}  {str(r.get('band')).upper():<10}"
+            f"  NEWS2 {r.get('news2_score')}{complete}  model {r.get('model_version')}"
+        )
 
 
 @app.command("status")
@@ -287,6 +330,21 @@ def _logging(verbose: bool) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
+
+
+def _found_hub(interfaces: list[str] | None, hub_id: str | None, timeout: float) -> HubAd:
+    """The hub to talk to (zeroconf), or exit 4 with the reason."""
+    try:
+        hub = asyncio.run(
+            find_hub(interfaces=interfaces or ["127.0.0.1"], hub_id=hub_id, within_s=timeout)
+        )
+    except OSError as exc:
+        print(f"error: cannot browse for hubs: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_NO_HUB) from None
+    if hub is None:
+        print(f"error: {HubNotFound(f'no hub found in {timeout:g} s')}", file=sys.stderr)
+        raise typer.Exit(EXIT_NO_HUB)
+    return hub
 
 
 def _fail(message: str) -> NoReturn:

@@ -13,6 +13,7 @@ import hashlib
 import http.client
 import json
 import ssl
+import urllib.parse
 import uuid
 from typing import Any, Self
 
@@ -30,6 +31,7 @@ from phone.errors import (
 BULK_SYNC = "/api/v1/medical-records/bulk-sync"
 HUB_INFO = "/api/v1/hub"
 ENCOUNTERS = "/api/v1/encounters"
+TRIAGE = "/api/v1/triage"
 MAX_ANSWER = 64 * 1024 * 1024  # a bulk-sync answer for 1,000 records is well under 1 MiB
 
 
@@ -78,6 +80,23 @@ class HubClient:
     def end_encounter(self, encounter_id: str) -> dict[str, Any]:
         """`DELETE /api/v1/encounters/{id}`: end the encounter at the hub's clock; the encounter."""
         return self._json(self._request("DELETE", f"{ENCOUNTERS}/{encounter_id}", None))
+
+    def triage(
+        self, patient_id: str, *, limit: int = 20, min_band: str | None = None
+    ) -> list[dict[str, Any]]:
+        """`GET /api/v1/triage`: the patient's latest triage results, newest first.
+
+        Those of an agent's record are included (they may list no reading). `min_band` keeps
+        that band and higher ones (`low`, `low_medium`, `medium`, `high`).
+        """
+        query: dict[str, str | int] = {"patient_id": patient_id, "limit": limit}
+        if min_band is not None:
+            query["min_band"] = min_band
+        path = f"{TRIAGE}?{urllib.parse.urlencode(query)}"
+        results = self._json(self._request("GET", path, None)).get("results")
+        if not isinstance(results, list):
+            raise ProtocolError("the hub's triage answer has no results", status=200)
+        return results
 
     def close(self) -> None:
         """Close the connection."""

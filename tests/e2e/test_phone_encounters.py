@@ -26,6 +26,8 @@ from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from hub.discovery.records import HUB_SERVICE, HubRecord, parse_hub
+from phone.client import HubClient
+from phone.queue import new_record
 from wire.keys import save_public_key
 from wire.tokens import Role, issue
 
@@ -154,6 +156,64 @@ def _readings_of(phone: Phone, patient_id: str, hub: subprocess.Popen[str]) -> l
     return readings
 
 
+def _a_record_alone_is_triaged(phone: Phone, hub: subprocess.Popen[str]) -> None:
+    """A walk-in patient, no device: the agent's observations alone are triaged when they
+    reach the hub, and the phone reads the result on GET /api/v1/triage."""
+    danger = {"observations": {"resp_rate": 27, "consciousness": "V", "on_oxygen": False}}
+    record = new_record(
+        patient_id="pat-walk-in",
+        agent_id="agent-17",
+        type_="visit",
+        payload=danger,
+        now=datetime.now(UTC),
+        rand=os.urandom(10),
+    )
+    status, answer = phone.call("POST", "/api/v1/medical-records/bulk-sync", {"records": [record]})
+    assert status == 200, answer
+    deadline = time.monotonic() + 30
+    results: list = []
+    while not results and time.monotonic() < deadline and hub.poll() is None:
+        status, body = phone.call("GET", "/api/v1/triage", patient_id="pat-walk-in")
+        assert status == 200, body
+        results = body["results"]
+        time.sleep(0.2)
+    assert results, "the daemon did not triage the record"
+    (result,) = results
+    assert result["reading_ids"] == []
+    assert result["news2_subscores"]["consciousness"] == 3
+    assert result["news2_score"] == 6
+    assert result["band"] in {"medium", "high"}  # NEWS2 medium; the model may raise it
+
+
+def _the_phone_client_shows_it(record: HubRecord, token: str) -> None:
+    """The reference client reads it too: `HubClient.triage` and `tecsa-phone triage`."""
+    client = HubClient("127.0.0.1", record.port, fingerprint=record.tls_fingerprint, token=token)
+    with client:
+        (result,) = client.triage("pat-walk-in")
+        assert client.triage("pat-walk-in", min_band="high") in ([], [result])
+    assert result["news2_subscores"]["respiration_rate"] == 3
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TECSA_PHONE_")}
+    shown = subprocess.run(
+        [str(BIN / "tecsa-phone"), "triage", "pat-walk-in", "--hub-id", "hub-phone-02"],
+        capture_output=True,
+        text=True,
+        env=env | {"TECSA_PHONE_TOKEN": token},
+        check=False,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "NEWS2 6  (incomplete: a lower bound)" in shown.stdout
+    refused = subprocess.run(
+        [str(BIN / "tecsa-phone"), "triage", "pat-walk-in", "--hub-id", "hub-phone-02"],
+        capture_output=True,
+        text=True,
+        env=env | {"TECSA_PHONE_TOKEN": "not-a-token"},
+        check=False,
+        timeout=60,
+    )
+    assert refused.returncode == 3, refused.stderr  # the token was refused
+
+
 def test_encounter_binds_a_virtual_device_and_its_readings_reach_the_phone(tmp_path):
     cloud = Ed25519PrivateKey.generate()
     keys = tmp_path / "keys"
@@ -235,6 +295,8 @@ def test_encounter_binds_a_virtual_device_and_its_readings_reach_the_phone(tmp_p
         status, _ = phone.call("DELETE", f"/api/v1/encounters/{bound[0]}")
         assert status == 409
 
+        _a_record_alone_is_triaged(phone, hub)
+        _the_phone_client_shows_it(record, token)
         _the_phone_is_listed(db, env)
         phone.conn.close()
     finally:
