@@ -62,6 +62,17 @@ InterfacesOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="TECSA_PHONE_TOKEN",
+        help="The token the cloud issued to the agent (or TECSA_PHONE_TOKEN).",
+    ),
+]
+HubIdOption = Annotated[
+    str | None, typer.Option(help="Talk only to this hub (default: the first one seen).")
+]
+TimeoutOption = Annotated[float, typer.Option(help="Seconds to look for a hub.")]
 VerboseOption = Annotated[
     bool, typer.Option("--verbose", "-v", help="Log what happens (JSON lines on stderr).")
 ]
@@ -135,18 +146,10 @@ def record_command(
 @app.command("sync")
 def sync_command(
     queue_path: QueueOption = DEFAULT_QUEUE,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            envvar="TECSA_PHONE_TOKEN",
-            help="The token the cloud issued to the agent (or TECSA_PHONE_TOKEN).",
-        ),
-    ] = None,
+    token: TokenOption = None,
     interfaces: InterfacesOption = None,
-    hub_id: Annotated[
-        str | None, typer.Option(help="Sync only with this hub (default: the first one seen).")
-    ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to look for a hub.")] = 10.0,
+    hub_id: HubIdOption = None,
+    timeout: TimeoutOption = 10.0,
     attempts: Annotated[
         int, typer.Option(min=1, help="Tries per request on network errors, 5xx and 507.")
     ] = 6,
@@ -176,18 +179,10 @@ def sync_command(
 @app.command("triage")
 def triage_command(
     patient_id: Annotated[str, typer.Argument(help="The patient, e.g. pat-42.")],
-    token: Annotated[
-        str | None,
-        typer.Option(
-            envvar="TECSA_PHONE_TOKEN",
-            help="The token the cloud issued to the agent (or TECSA_PHONE_TOKEN).",
-        ),
-    ] = None,
+    token: TokenOption = None,
     interfaces: InterfacesOption = None,
-    hub_id: Annotated[
-        str | None, typer.Option(help="Ask only this hub (default: the first one seen).")
-    ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to look for a hub.")] = 10.0,
+    hub_id: HubIdOption = None,
+    timeout: TimeoutOption = 10.0,
     limit: Annotated[int, typer.Option(min=1, max=200, help="Results to show.")] = 5,
     min_band: Annotated[
         str | None,
