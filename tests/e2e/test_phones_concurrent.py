@@ -54,7 +54,12 @@ def test_twenty_phones_syncing_at_once_store_every_record_exactly_once(tmp_path)
                 (
                     path,
                     subprocess.Popen(
-                        [str(BIN / "tecsa-phone"), "sync", "--json", "--timeout", "60"],
+                        # --hub-id: another hub advertised on 127.0.0.1 (a test session
+                        # running beside this one) must not take the sync
+                        [
+                            str(BIN / "tecsa-phone"),
+                            *("sync", "--json", "--timeout", "60", "--hub-id", "hub-twenty"),
+                        ],
                         env=env,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE,
