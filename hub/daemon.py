@@ -337,7 +337,13 @@ def _start_triage(
         batch_size=t.batch_size,
         rescore_s=t.rescore_s,
     )
-    engine = TriageEngine(buffer, settings.buffer.path, holder.triage_model, config)
+    engine = TriageEngine(
+        buffer,
+        settings.buffer.path,
+        holder.triage_model,
+        config,
+        model_loaded=lambda: holder.loaded,
+    )
     return [asyncio.create_task(engine.run(stop))]
 
 

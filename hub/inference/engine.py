@@ -325,11 +325,17 @@ class TriageEngine:
         config: EngineConfig | None = None,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        model_loaded: Callable[[], bool] = lambda: True,
     ) -> None:
-        """`model` returns the model for the next batch (e.g. `ModelHolder.triage_model`)."""
+        """`model` returns the model for the next batch (e.g. `ModelHolder.triage_model`).
+
+        `model_loaded` says whether calling `model` is cheap (`ModelHolder.loaded`): the first
+        call may load the runtime (about a second), never on the event loop.
+        """
         self._buffer = buffer
         self._path = db_path
         self._model = model
+        self._model_loaded = model_loaded
         self.config = config or EngineConfig()
         self._clock = clock
         self._conn: sqlite3.Connection | None = None
@@ -384,9 +390,10 @@ class TriageEngine:
         Held readings whose time has come are scored too (they were counted when taken).
         """
         work, due, records = self._look()  # a few indexed queries: on the loop
-        if len(work.pending) + len(due) + len(records) > _INLINE_CASES:
+        size = len(work.pending) + len(due) + len(records)
+        if size > _INLINE_CASES or (size and not self._model_loaded()):
             await asyncio.to_thread(self._take, work, due, records)
-        elif work.pending or due or records:  # a thread hop costs more than a small pass
+        elif size:  # a thread hop costs more than a small pass
             self._take(work, due, records)
         stored = await self._buffer.add_triage(work.results) if work.results else 0
         self._after_seq = work.examined  # only once stored: a failed pass is redone

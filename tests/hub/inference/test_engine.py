@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -336,3 +337,29 @@ async def test_each_result_says_the_window_it_was_triaged_over(buffer, model, tm
     results = buffer.recent_triage(patient_id="pat-w")
     assert results
     assert {r.window_s for r in results} == {minutes * 60}
+
+
+@pytest.mark.parametrize("loaded", [False, True])
+async def test_a_model_not_loaded_yet_is_never_loaded_on_the_event_loop(
+    buffer, model, tmp_path, loaded
+):
+    """Loading the runtime takes about a second: off the loop (BLE and the API share it). A
+    small pass with the model already loaded runs on the loop (a thread hop costs more)."""
+    threads: list[int] = []
+
+    def holder_model():
+        threads.append(threading.get_ident())
+        return model
+
+    engine = TriageEngine(
+        buffer,
+        tmp_path / "buffer.sqlite3",
+        holder_model,
+        clock=lambda: NOW,
+        model_loaded=lambda: loaded,
+    )
+    await _store(buffer, _normal("pat-loop")[:1])  # one reading: a small pass
+    await engine.drain()
+    assert threads
+    on_loop = threads[0] == threading.get_ident()
+    assert on_loop is loaded
