@@ -372,12 +372,14 @@ SELECT t.id, t.model_version, t.band, t.input_hash, t.reading_ids, t.computed_at
 _READINGS = """
 SELECT id, measured_at, kind, components FROM readings WHERE id = ANY(%(ids)s)
 """
-# Counted before anything else of a batch is read: inputs that arrive while the batch is scored
-# make the next count differ, so the verdict is retried then (counted at the verdict's insert,
-# they would already be in the count although the verdict was made without them).
-_SEEN = f"""
-SELECT t.id, {_INPUTS_SEEN} FROM triage_results t WHERE t.id = ANY(%(ids)s)
-"""  # noqa: S608 - a constant, no input
+# A verdict's `inputs_seen` (the `_INPUTS_SEEN` count) must not exceed what the scorer saw, or
+# an input that arrived while the batch was scored would count as seen and the verdict would
+# wait for `retry_at`: the referenced readings are counted from those the scorer read, the
+# patient's records before anything else of the batch is read.
+_RECORD_COUNTS = """
+SELECT patient_id, hub_id, count(*) FROM medical_records
+ WHERE patient_id = ANY(%(pids)s) GROUP BY patient_id, hub_id
+"""
 _WINDOW_READINGS = """
 SELECT w.pid, w.hub, r.id, r.measured_at, r.kind, r.components, r.received_at
   FROM unnest(%(pids)s::text[], %(hubs)s::text[], %(lo)s::timestamptz[],
@@ -508,7 +510,11 @@ def _score_batch(
     report: ScoreReport,
     window: timedelta,
 ) -> list[dict[str, object]]:
-    seen = dict(conn.execute(_SEEN, {"ids": [item[0] for item in pending]}).fetchall())
+    pids = sorted({item[6] for item in pending if item[6] is not None})
+    record_counts = {
+        (pid, hub): int(n)
+        for pid, hub, n in conn.execute(_RECORD_COUNTS, {"pids": pids}).fetchall()
+    }
     wanted = sorted({rid for item in pending for rid in item[4]}, key=str)
     found = {
         r[0]: StoredReading(r[0], r[1], r[2], r[3])
@@ -537,7 +543,8 @@ def _score_batch(
                     "status": "not_scorable",
                     "reason": reason,
                     "retry_at": retry_at(reason, tries, now),
-                    "inputs_seen": seen.get(item[0]),
+                    "inputs_seen": sum(1 for rid in set(item[4]) if rid in found)
+                    + record_counts.get((item[6], item[7]), 0),
                 }
             )
     for version, group in to_run.items():
