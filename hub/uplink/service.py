@@ -48,7 +48,7 @@ from wire.ids import uuid7
 from wire.topics import ack_topic, batch_topic, cmd_topic, status_topic
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
     from uuid import UUID
 
     from prometheus_client import CollectorRegistry
@@ -401,7 +401,9 @@ class UplinkService:
                 priority=batch.priority,
                 created_at=created,
                 readings=batch.items,
-                seal=self._sealer(batch, batch_id, created),
+                seal=self._sealer(
+                    batch_id, created, batch.priority, readings=[r.json for r in batch.items]
+                ),
             )
             if self._batcher.empty:
                 # Re-read from the start after a batch: an alert stored meanwhile goes next.
@@ -436,7 +438,13 @@ class UplinkService:
             created_at=created,
             readings=(),
             items=batch.items,
-            seal=self._items_sealer(batch, batch_id, created),
+            seal=self._sealer(
+                batch_id,
+                created,
+                batch.priority,
+                records=[i.json for i in batch.items if i.kind is ItemKind.MEDICAL_RECORD],
+                triage=[i.json for i in batch.items if i.kind is ItemKind.TRIAGE_RESULT],
+            ),
         )
         assert record.sealed is not None  # noqa: S101 - a new record holds its bytes
         flight = _Flight(batch_id, record.seq, record.sealed, record.readings)
@@ -452,46 +460,29 @@ class UplinkService:
         head = self._buffer.unsent_rows(after=None, limit=1)
         return min(best, head[0].priority) if head else best
 
-    def _items_sealer(
-        self, batch: Batch[UnsentItem], batch_id: UUID, created: datetime
+    def _sealer(
+        self,
+        batch_id: UUID,
+        created: datetime,
+        priority: int,
+        *,
+        readings: Sequence[str] = (),
+        records: Sequence[str] = (),
+        triage: Sequence[str] = (),
     ) -> Callable[[int], bytes]:
-        """The sealing function for a batch of records and triage results."""
+        """The sealing function `record_batch` calls, inside its transaction, with the seq."""
         config, keys = self._config, self._keys
-        records = [i.json for i in batch.items if i.kind is ItemKind.MEDICAL_RECORD]
-        triage = [i.json for i in batch.items if i.kind is ItemKind.TRIAGE_RESULT]
 
         def seal(seq: int) -> bytes:
             return seal_readings(
-                (),
+                readings,
                 records_json=records,
                 triage_json=triage,
                 hub_id=config.hub_id,
                 batch_id=batch_id,
                 seq=seq,
                 now=created,
-                priority=batch.priority,
-                hub_key=keys.hub_identity,
-                cloud_key=keys.cloud_ingest,
-                limits=config.limits,
-            )
-
-        return seal
-
-    def _sealer(
-        self, batch: Batch[UnsentRow], batch_id: UUID, created: datetime
-    ) -> Callable[[int], bytes]:
-        """The sealing function `record_batch` calls, inside its transaction, with the seq."""
-        config, keys = self._config, self._keys
-        readings = [r.json for r in batch.items]
-
-        def seal(seq: int) -> bytes:
-            return seal_readings(
-                readings,
-                hub_id=config.hub_id,
-                batch_id=batch_id,
-                seq=seq,
-                now=created,
-                priority=batch.priority,
+                priority=priority,
                 hub_key=keys.hub_identity,
                 cloud_key=keys.cloud_ingest,
                 limits=config.limits,
