@@ -29,13 +29,12 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
-    field_validator,
 )
 
-from wire.errors import DecodeError, IntegrityError, WireError
+from wire.errors import DecodeError, IntegrityError
+from wire.fields import HubId
 from wire.framing import SignedFrame
 from wire.keys import key_id
-from wire.topics import validate_hub_id
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -77,7 +76,7 @@ class Ack(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     v: Literal[1] = 1
-    hub_id: str
+    hub_id: HubId
     batch_id: UUID
     seq: int = Field(ge=0, lt=2**63)
     status: AckStatus
@@ -90,14 +89,6 @@ class Ack(BaseModel):
     """SHA-256 of the exact payload the cloud judged. A hub honours an ack only for the bytes
     it sent: anyone able to publish a tampered copy of a hub's batch must not be able to make
     the cloud's "rejected" answer to that copy stop the hub from resending the genuine one."""
-
-    @field_validator("hub_id")
-    @classmethod
-    def _hub_id(cls, value: str) -> str:
-        try:
-            return validate_hub_id(value)
-        except WireError as exc:
-            raise ValueError(str(exc)) from None
 
     def answers(self, payload: bytes) -> bool:
         """True when this ack is about exactly `payload` (the sealed bytes the hub sent)."""

@@ -23,7 +23,6 @@ import struct
 from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
-from uuid import UUID
 
 from cryptography.exceptions import InvalidSignature
 from pydantic import (
@@ -44,13 +43,12 @@ from wire.errors import (
     IntegrityError,
     Misdirected,
     TooLarge,
-    WireError,
 )
+from wire.fields import HubId, Uuid7
 from wire.framing import SIGNATURE_LEN, SignedFrame
-from wire.ids import uuid7, uuid7_time_ms
+from wire.ids import uuid7
 from wire.items import Ident
 from wire.plans import PlanSnapshot
-from wire.topics import validate_hub_id
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -137,30 +135,13 @@ class Command(_Frozen):
     """The signed body of a command to one hub."""
 
     v: Literal[1] = 1
-    id: UUID
+    id: Uuid7
     """UUIDv7, unique per command: a hub applies an id at most once."""
-    hub_id: str
+    hub_id: HubId
     issued_at: AwareDatetime
     expires_at: AwareDatetime
     kind: CommandKind
     data: dict[str, JsonValue]
-
-    @field_validator("id")
-    @classmethod
-    def _uuid7(cls, value: UUID) -> UUID:
-        try:
-            uuid7_time_ms(value)
-        except WireError as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
-    @field_validator("hub_id")
-    @classmethod
-    def _hub_id(cls, value: str) -> str:
-        try:
-            return validate_hub_id(value)
-        except WireError as exc:
-            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _consistent(self) -> Command:

@@ -21,7 +21,6 @@ import struct
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Literal
-from uuid import UUID
 
 import zstandard
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -36,17 +35,16 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
-    field_validator,
 )
 
-from wire.errors import DecodeError, IntegrityError, TooLarge, UnsupportedVersion, WireError
-from wire.ids import uuid7_time_ms
+from wire.errors import DecodeError, IntegrityError, TooLarge, UnsupportedVersion
+from wire.fields import HubId, Uuid7
 from wire.items import Body
 from wire.keys import key_id, raw_public
-from wire.topics import validate_hub_id
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from uuid import UUID
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
         Ed25519PrivateKey,
@@ -119,8 +117,8 @@ class Header(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     v: Literal[1]
-    hub_id: str
-    batch_id: UUID
+    hub_id: HubId
+    batch_id: Uuid7
     seq: int = Field(ge=0, lt=2**63)
     created_at: AwareDatetime
     priority: Priority
@@ -131,23 +129,6 @@ class Header(BaseModel):
     nonce: B64
     compression: Compression
     body_len: int = Field(ge=0)
-
-    @field_validator("hub_id")
-    @classmethod
-    def _hub_id(cls, value: str) -> str:
-        try:
-            return validate_hub_id(value)
-        except WireError as exc:
-            raise ValueError(str(exc)) from None
-
-    @field_validator("batch_id")
-    @classmethod
-    def _batch_id(cls, value: UUID) -> UUID:
-        try:
-            uuid7_time_ms(value)
-        except WireError as exc:
-            raise ValueError(str(exc)) from None
-        return value
 
 
 @dataclass(frozen=True, slots=True)
