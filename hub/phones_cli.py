@@ -10,7 +10,7 @@ import json
 import sqlite3
 from contextlib import closing
 from dataclasses import asdict
-from pathlib import Path
+from pathlib import Path  # noqa: TC003 - typer reads the annotations at run time
 from typing import Annotated
 
 import typer
@@ -19,10 +19,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from hub.buffer import phones as phone_rows
+from hub.buffer.cli import DEFAULT_DB
 from hub.buffer.errors import HubBufferError, translate
 from hub.buffer.schema import open_reader
-
-DEFAULT_DB = Path("/var/lib/tecsa-hub/buffer.sqlite3")
 
 phones_app = typer.Typer(
     name="phones",

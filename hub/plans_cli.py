@@ -11,7 +11,7 @@ import json
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path  # noqa: TC003 - typer reads the annotations at run time
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hub.buffer import plans as plan_rows
+from hub.buffer.cli import DEFAULT_DB, DbOption, JsonOption
 from hub.buffer.config import BufferConfig
 from hub.buffer.errors import HubBufferError, translate
 from hub.buffer.schema import open_reader, open_writer
@@ -31,21 +32,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DEFAULT_DB = Path("/var/lib/tecsa-hub/buffer.sqlite3")
 MAX_FILE = 16 * 1024 * 1024  # a snapshot of MAX_PLANS plans with their payloads fits easily
 MAX_SHOWN = 20  # errors listed before "... and N more"
-
-DbOption = Annotated[
-    Path,
-    typer.Option(
-        "--db",
-        help="The buffer file the daemon writes (its `buffer.path` setting).",
-        dir_okay=False,
-    ),
-]
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")
-]
 
 plans_app = typer.Typer(name="plans", no_args_is_help=True, add_completion=False)
 

@@ -15,12 +15,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from hub.buffer import queries
+from hub.buffer.cli import DEFAULT_DB
 from hub.buffer.errors import HubBufferError, translate
 from hub.buffer.schema import open_reader
 from wire.items import RiskBand, TriageResult
 from wire.news2 import Consciousness, InvalidVital, Vitals, score
-
-DEFAULT_DB = Path("/var/lib/tecsa-hub/buffer.sqlite3")
 
 triage_app = typer.Typer(
     help="Triage tools: the hub's recent triage results; NEWS2 for a set of vitals by hand.",
