@@ -9,6 +9,7 @@ pending: the next sync sends it again and the hub answers `duplicate`, so nothin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from wire.ids import uuid7
 from wire.items import MedicalRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
     from pathlib import Path
     from types import TracebackType
 
@@ -223,24 +224,16 @@ class Queue:
     ) -> None:
         self.close()
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._conn)
-
-
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> None:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One immediate transaction: committed if the block ends, rolled back if it raises."""
         self._conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
 
 def _queued(row: tuple[Any, ...]) -> Queued:
