@@ -78,10 +78,11 @@ import structlog
 from hub.buffer.schema import open_reader
 from hub.buffer.values import to_db_time
 from hub.inference.triage import NEWS2_ONLY, Case, triage
+from hub.inference.vitals import reading_vitals
 from wire.items import MedicalRecord, Reading, RiskBand, TriageResult
 from wire.news2 import RED_SCORE, InvalidVital, Vitals, subscore
 from wire.triage_features import TimedVitals, latest_vitals
-from wire.triage_inputs import chart_value, observations
+from wire.triage_inputs import observations
 
 if TYPE_CHECKING:
     import sqlite3
@@ -1018,13 +1019,7 @@ def _row(seq: int, text: str) -> _Row:
     # The same instant with `datetime.UTC` as its zone: comparing datetimes of one zone object
     # skips `utcoffset()` calls (pydantic's own zone makes a window filter ~5x slower).
     when = _when(reading).astimezone(UTC)
-    # What `hub.inference.vitals.gather` takes from one reading (the first component of a vital
-    # wins), without its window and observation machinery: every reading goes through here.
-    values: dict[str, float] = {}
-    for name, component in reading.components.items():
-        charted = chart_value(reading.kind, name, component.value, component.unit)
-        if charted is not None and charted[0] in _VITALS:
-            values.setdefault(*charted)
+    values = reading_vitals(reading)  # as `gather` takes them, without its window machinery
     names = tuple(name for name in _VITALS if name in values)
     vitals = Vitals(
         spo2=values.get("spo2"),

@@ -39,6 +39,16 @@ class VitalsInput:
     reading_ids: tuple[UUID, ...]
 
 
+def reading_vitals(reading: Reading) -> dict[str, float]:
+    """The vitals one reading carries, in chart units; the first component of a vital wins."""
+    values: dict[str, float] = {}
+    for name, component in reading.components.items():
+        charted = chart_value(reading.kind, name, component.value, component.unit)
+        if charted is not None:
+            values.setdefault(*charted)
+    return values
+
+
 def gather(
     readings: Iterable[Reading],
     *,
@@ -52,11 +62,7 @@ def gather(
         when = reading.measured_at or reading.received_at
         if not at - window < when <= at:
             continue
-        for name, component in reading.components.items():
-            charted = chart_value(reading.kind, name, component.value, component.unit)
-            if charted is None:
-                continue
-            vital, value = charted
+        for vital, value in reading_vitals(reading).items():
             if vital not in latest or when > latest[vital][0]:
                 latest[vital] = (when, value, reading.id)
     obs = observations or Observations()
